@@ -1,0 +1,2 @@
+import GenNN
+import GenData
