@@ -70,7 +70,8 @@ typedef enum {
  *   channels 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA); palettes are expanded to RGB, or
  *   RGBA when they carry tRNS; gray/RGB with a tRNS colour key gets an alpha channel; JPEG
  *   CMYK/YCCK is converted to RGB; low-bit gray (1/2/4) is scaled to 8 bits.
- *   bytes_per_sample is 2 only for 16-bit PNGs when decoding with `want16` set, else 1.
+ *   Samples are 2 bytes only for 16-bit PNGs decoded with `want16` set, else 1
+ *   (see cimg_bytes_per_sample).
  */
 typedef struct {
     int format;          /**< cimg_format */
@@ -140,11 +141,12 @@ typedef enum {
 } cimg_filter;
 
 /**
- * Separable resize of a float HWC image (any channel count >= 1). The filter support is
- * scaled by the reduction factor when shrinking, so every filter antialiases. Output is not
- * clamped (bicubic/Lanczos may overshoot slightly); callers clamp when encoding.
+ * Separable resize of a float HWC image (any channel count >= 1), `filter_x` horizontally and
+ * `filter_y` vertically (cimg_filter). The filter support is scaled by the reduction factor
+ * when shrinking, so every filter antialiases. Output is not clamped (bicubic/Lanczos may
+ * overshoot slightly); callers clamp when encoding.
  */
-int cimg_resize(const float *src, int sw, int sh, int ch, float *dst, int dw, int dh, int filter);
+int cimg_resize(const float *src, int sw, int sh, int ch, float *dst, int dw, int dh, int filter_x, int filter_y);
 
 /** Encoded output owned by the library; release with `cimg_buffer_free`. */
 typedef struct {

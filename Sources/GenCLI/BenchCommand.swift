@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import GenStudio
+import GenTensor
+
+/// `gen bench WORKLOAD`: gen's side of the reference benchmarks in ../shared/bench.
+public struct BenchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time gen on the reference workloads (compare with ../shared/bench/run.sh in the same session).",
+        discussion: "Workloads: text (charlstm_train and charlstm_gen). Prints one 'RESULT {json}' line per measurement."
+    )
+
+    @Argument(help: "Workload: text.") public var workload: String
+    @Option(help: "Threads for gen's kernels and OpenBLAS.") public var threads: Int = 2
+    @Option(help: "Seconds of timed work per measurement.") public var budget: Double = 20
+
+    public init() {}
+
+    public func validate() throws {
+        guard ["text"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text)") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    public func run() throws {
+        Threads.configure(threads)
+        switch workload {
+        default:
+            let t = TextBenchmark.training(budget: budget)
+            emit(t, threads: threads, extra: ["ms_per_batch": String(format: "%.2f", t.medianSeconds * 1000)])
+            let s = TextBenchmark.sampling(budget: budget / 2)
+            emit(s, threads: threads, extra: [:])
+        }
+    }
+
+    func emit(_ r: TextBenchmark.Result, threads: Int, extra: [String: String]) {
+        var fields = ["\"framework\": \"gen\"", "\"workload\": \"\(r.name)\"", "\"threads\": \(threads)",
+                      "\"value\": \(String(format: "%.1f", r.rate))", "\"unit\": \"\(r.unit)\"", "\"n\": \(r.calls)"]
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(v)") }
+        print("RESULT {\(fields.joined(separator: ", "))}")
+    }
+}

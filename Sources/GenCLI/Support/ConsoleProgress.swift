@@ -1,0 +1,69 @@
+import Foundation
+import GenStudio
+
+/// Shows progress on stderr: a live, redrawn line on a terminal; plain lines at most every
+/// `plainInterval` seconds otherwise (logs, pipes, CI).
+final class ConsoleProgress: ProgressReporter {
+    let quiet: Bool
+    let isTerminal = isatty(STDERR_FILENO) != 0
+    var lastLine = Date.distantPast
+    let plainInterval: TimeInterval = 10
+    var lineOpen = false
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func report(_ event: ProgressEvent) {
+        if quiet {
+            if case .warning(let m) = event { emit("warning: \(m)") }
+            return
+        }
+        switch event {
+        case .info(let m): emit(m)
+        case .warning(let m): emit("warning: \(m)")
+        case .wrote(let url, let what): emit("wrote \(what): \(url.path)")
+        case .metrics(let step, let epoch, let values):
+            let v = values.map { "\($0.0) \(String(format: "%.4f", $0.1))" }.joined(separator: ", ")
+            emit("epoch \(epoch) step \(step): \(v)")
+        case .step(let step, let total, let epoch, let loss, let unit, let rate, let rateUnit, let elapsed, let eta):
+            let now = Date()
+            let frac = total.map { " \(String(format: "%5.1f", 100 * Double(step) / Double(max($0, 1))))%" } ?? ""
+            let totalText = total.map { "/\($0)" } ?? ""
+            let etaText = eta.map { " eta \(clock($0))" } ?? ""
+            let line = "step \(step)\(totalText)\(frac) epoch \(epoch) loss \(String(format: "%.4f", loss)) \(unit)  \(String(format: "%.0f", rate)) \(rateUnit)  \(clock(elapsed))\(etaText)"
+            if isTerminal {
+                if now.timeIntervalSince(lastLine) < 0.1 { return }
+                lastLine = now
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+                lineOpen = true
+            } else if now.timeIntervalSince(lastLine) >= plainInterval || step == 1 {
+                lastLine = now
+                emit(line)
+            }
+        }
+    }
+
+    private func emit(_ message: String) {
+        if lineOpen { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); lineOpen = false }
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    private func clock(_ t: TimeInterval) -> String {
+        let s = Int(t.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+/// Set when the user presses Ctrl-C once; training stops cleanly at the next step with a checkpoint.
+enum Interrupt {
+    nonisolated(unsafe) static var requested = false
+    nonisolated(unsafe) static var installed = false
+
+    static func install() {
+        guard !installed else { return }
+        installed = true
+        signal(SIGINT) { _ in
+            if Interrupt.requested { _exit(130) }
+            Interrupt.requested = true
+        }
+    }
+}

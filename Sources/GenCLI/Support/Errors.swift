@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import GenStudio
+import GenNN
+import GenData
+import GenTensor
+
+/// Writes a line to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Runs a command body, turning errors into a message on stderr and gen's exit codes:
+/// 2 for bad arguments or input (files, checkpoints, options), 1 for failures during the run.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as ValidationError {
+        throw e
+    } catch {
+        printError("gen: error: \(describe(error))")
+        throw ExitCode(exitCode(for: error))
+    }
+}
+
+/// A user-facing message for any error.
+func describe(_ error: Error) -> String {
+    if let e = error as? CustomStringConvertible { return e.description }
+    return (error as NSError).localizedDescription
+}
+
+/// 2 for input errors, 1 for run failures.
+func exitCode(for error: Error) -> Int32 {
+    switch error {
+    case is TextError, is CheckpointError, is OptimizerError: return 2
+    case let e as StudioError:
+        switch e {
+        case .invalidOption, .incompatibleCheckpoint: return 2
+        case .cannotCreateFolder, .nonFiniteLoss: return 1
+        }
+    default: return 1
+    }
+}

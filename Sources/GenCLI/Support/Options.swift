@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import GenTensor
+
+/// Options every generator shares: seed, threads, output location, verbosity.
+public struct CommonOptions: ParsableArguments {
+    @Option(help: "Random seed: the same seed, machine and thread count give the same result.")
+    public var seed: UInt64 = 1
+
+    @Option(help: "Threads for gen's kernels and OpenBLAS (default: all cores).")
+    public var threads: Int?
+
+    @Option(name: .shortAndLong, help: "Output folder (default: outputs/<generator>/<timestamp>/).")
+    public var output: String?
+
+    @Flag(name: .shortAndLong, help: "Print only results and errors, no progress.")
+    public var quiet = false
+
+    public init() {}
+
+    public func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+    }
+
+    /// Applies `--threads` to the engine and OpenBLAS.
+    public func applyThreads() { Threads.configure(threads) }
+}
+
+/// Options of every training command.
+public struct TrainingOptions: ParsableArguments {
+    @Option(help: "Stop after this many epochs in total.")
+    public var epochs: Int?
+
+    @Option(help: "Stop after this many optimizer steps in total.")
+    public var steps: Int?
+
+    @Option(name: .customLong("time-limit"), help: "Stop after this many minutes of training (fractions allowed).")
+    public var timeLimit: Double?
+
+    @Option(help: "Examples per optimizer step.")
+    public var batchSize: Int?
+
+    @Option(help: "Learning rate (step size).")
+    public var learningRate: Float?
+
+    @Option(help: "Also write a checkpoint every N steps (always at epoch ends and at the end).")
+    public var checkpointEvery: Int?
+
+    @Option(help: "Continue a run from its checkpoint file (weights, optimizer, step, random state, data position).")
+    public var resume: String?
+
+    public init() {}
+
+    public func validate() throws {
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1 (got \(e))") }
+        if let s = steps, s < 1 { throw ValidationError("--steps must be at least 1 (got \(s))") }
+        if let t = timeLimit, !(t > 0) { throw ValidationError("--time-limit must be a positive number of minutes (got \(t))") }
+        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1 (got \(b))") }
+        if let l = learningRate, !(l > 0 && l.isFinite) { throw ValidationError("--learning-rate must be positive (got \(l))") }
+        if let c = checkpointEvery, c < 1 { throw ValidationError("--checkpoint-every must be at least 1 (got \(c))") }
+    }
+}

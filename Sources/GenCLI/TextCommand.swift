@@ -1,0 +1,240 @@
+import ArgumentParser
+import Foundation
+import GenStudio
+import GenNN
+import GenData
+import GenTensor
+
+/// `gen text`: a character-level LSTM language model.
+public struct TextCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "text",
+        abstract: "Character-level LSTM language model: train on a text file, sample with temperature.",
+        subcommands: [TextTrain.self, TextSample.self]
+    )
+    public init() {}
+}
+
+/// `gen text train --corpus FILE`.
+public struct TextTrain: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train on a UTF-8 text file (the book's model by default: windows of 60, LSTM 128, RMSprop 0.01, batch 128).",
+        discussion: """
+        Writes to the run folder: checkpoint.safetensors, samples/*.txt (temperatures 0.2, 0.5, 1.0, 1.2 after \
+        every epoch and at the end), metrics.csv (train and validation bits per character) and run.json. \
+        Ctrl-C stops cleanly after the current step and writes a checkpoint; --resume continues exactly.
+        """
+    )
+
+    @Option(help: "UTF-8 text file to learn (line endings are normalised to \\n).")
+    public var corpus: String
+
+    @Option(help: "Stacked LSTM layers.") public var layers: Int = 1
+    @Option(help: "Units (hidden size) per LSTM layer.") public var units: Int = 128
+    @Option(help: "Dropout between LSTM layers, in [0, 1).") public var dropout: Float = 0
+    @Option(help: "Training window length in characters.") public var seqLength: Int = 60
+    @Option(help: "Characters between the starts of consecutive training windows (default 3 for --targets last, seq-length for all).")
+    public var windowStep: Int?
+    @Option(help: "Loss positions: 'last' (the character after each window, as the book) or 'all' (every position, as char-rnn).")
+    public var targets: String = "last"
+    @Option(help: "Optimizer: rmsprop, adam or sgd (momentum 0.9).") public var optimizer: String = "rmsprop"
+    @Option(help: "Clip gradients to this global L2 norm.") public var clipNorm: Float?
+    @Option(help: "Clip each gradient element to ±this value.") public var clipValue: Float?
+    @Option(help: "Fraction of the corpus held out from its end for validation, in [0, 0.5].")
+    public var validationSplit: Double = 0.1
+    @Option(help: "Also evaluate on the validation text every N steps.") public var evaluateEvery: Int?
+    @Option(help: "Characters per sample written after each epoch.") public var sampleLength: Int = 400
+
+    @OptionGroup public var training: TrainingOptions
+    @OptionGroup public var common: CommonOptions
+
+    public init() {}
+
+    public func validate() throws {
+        guard TextTargets(rawValue: targets) != nil else { throw ValidationError("--targets must be 'last' or 'all' (got '\(targets)')") }
+        if layers < 1 { throw ValidationError("--layers must be at least 1 (got \(layers))") }
+        if units < 1 { throw ValidationError("--units must be at least 1 (got \(units))") }
+        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1) (got \(dropout))") }
+        if seqLength < 1 { throw ValidationError("--seq-length must be at least 1 (got \(seqLength))") }
+        if let w = windowStep, w < 1 { throw ValidationError("--window-step must be at least 1 (got \(w))") }
+        if !["rmsprop", "adam", "sgd"].contains(optimizer.lowercased()) {
+            throw ValidationError("--optimizer must be rmsprop, adam or sgd (got '\(optimizer)')")
+        }
+        if let c = clipNorm, !(c > 0) { throw ValidationError("--clip-norm must be positive (got \(c))") }
+        if let c = clipValue, !(c > 0) { throw ValidationError("--clip-value must be positive (got \(c))") }
+        if !(validationSplit >= 0 && validationSplit <= 0.5) { throw ValidationError("--validation-split must be in [0, 0.5] (got \(validationSplit))") }
+        if let e = evaluateEvery, e < 1 { throw ValidationError("--evaluate-every must be at least 1 (got \(e))") }
+        if sampleLength < 0 { throw ValidationError("--sample-length must be non-negative (got \(sampleLength))") }
+    }
+
+    /// The trainer configuration these options describe.
+    public func makeConfig() -> TextTrainingConfig {
+        var c = TextTrainingConfig()
+        c.layers = layers
+        c.units = units
+        c.dropout = dropout
+        c.sequenceLength = seqLength
+        c.targets = TextTargets(rawValue: targets) ?? .last
+        c.windowStride = windowStep ?? (c.targets == .all ? seqLength : 3)
+        c.optimizer = optimizer.lowercased()
+        c.clipNorm = clipNorm
+        c.clipValue = clipValue
+        c.validationSplit = validationSplit
+        c.evaluateEvery = evaluateEvery
+        c.sampleLength = sampleLength
+        c.seed = common.seed
+        c.epochs = training.epochs
+        c.steps = training.steps
+        c.timeLimitMinutes = training.timeLimit
+        c.checkpointEvery = training.checkpointEvery
+        if let b = training.batchSize { c.batchSize = b }
+        if let l = training.learningRate { c.learningRate = l }
+        // Without any stopping criterion, train for the book's 60 epochs.
+        if c.epochs == nil && c.steps == nil && c.timeLimitMinutes == nil { c.epochs = 60 }
+        return c
+    }
+
+    public func run() throws {
+        try reportingErrors {
+            common.applyThreads()
+            Interrupt.install()
+            let progress = ConsoleProgress(quiet: common.quiet)
+            let trainer = try TextTrainer(
+                corpus: URL(fileURLWithPath: corpus), config: makeConfig(),
+                resume: training.resume.map { URL(fileURLWithPath: $0) },
+                output: common.output.map { URL(fileURLWithPath: $0) },
+                arguments: CommandLine.arguments, progress: progress)
+            let summary = try trainer.run(shouldStop: { Interrupt.requested })
+            var out = "run folder: \(summary.folder.path)\ncheckpoint: \(summary.checkpoint.path)\n"
+            out += "stopped: \(summary.stopReason) after \(summary.steps) steps\n"
+            if let t = summary.trainBitsPerCharacter { out += String(format: "train loss: %.4f bits/char\n", t) }
+            if let v = summary.validationBitsPerCharacter { out += String(format: "validation loss: %.4f bits/char\n", v) }
+            for s in summary.samples {
+                out += "\n----- temperature \(s.temperature) -----\n\(s.text)\n"
+            }
+            print(out, terminator: "")
+        }
+    }
+}
+
+/// `gen text sample --checkpoint FILE`.
+public struct TextSample: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Generate text from a trained checkpoint (stateful: O(1) work per character).",
+        discussion: """
+        Temperature T rescales the model's distribution, p ∝ exp(log p / T): T < 1 is more conservative, \
+        T > 1 more surprising; T = 0 is greedy (always the most likely character). --top-k and --top-p \
+        restrict sampling to the most likely characters. Output is exactly --length characters \
+        (Unicode scalars) after the prime, always valid UTF-8.
+        """
+    )
+
+    @Option(help: "Checkpoint written by 'gen text train'.") public var checkpoint: String
+    @Option(help: "Characters to generate after the prime.") public var length: Int = 500
+    @Option(parsing: .singleValue, help: "Softmax temperature ≥ 0 (repeat or comma-separate for several; 0 = greedy).")
+    public var temperature: [String] = ["0.5"]
+    @Option(help: "Sample only among the k most likely characters (0 = off).") public var topK: Int = 0
+    @Option(help: "Nucleus sampling: smallest set of characters with total probability ≥ p, in (0, 1].") public var topP: Float = 1
+    @Option(help: "Text to start from (default: a newline).") public var prime: String?
+    @Option(help: "Read the prime text from a UTF-8 file.") public var primeFile: String?
+    @Flag(help: "Drop prime characters missing from the vocabulary instead of failing.") public var skipUnknown = false
+    @Option(help: "Samples per temperature.") public var count: Int = 1
+    @Option(help: "Random seed.") public var seed: UInt64 = 1
+    @Flag(help: "Print only the generated text (no headers, no prime).") public var raw = false
+
+    public init() {}
+
+    /// Parsed temperatures.
+    func temperatures() throws -> [Float] {
+        var out: [Float] = []
+        for part in temperature.flatMap({ $0.split(separator: ",") }) {
+            guard let t = Float(part.trimmingCharacters(in: .whitespaces)), t.isFinite else {
+                throw ValidationError("--temperature: '\(part)' is not a number")
+            }
+            guard t >= 0 else { throw ValidationError("--temperature must be ≥ 0 (got \(t)); 0 means greedy") }
+            out.append(t)
+        }
+        if out.isEmpty { throw ValidationError("--temperature needs a value") }
+        return out
+    }
+
+    public func validate() throws {
+        _ = try temperatures()
+        if length < 0 { throw ValidationError("--length must be non-negative (got \(length))") }
+        if topK < 0 { throw ValidationError("--top-k must be ≥ 0 (got \(topK))") }
+        if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1] (got \(topP))") }
+        if count < 1 { throw ValidationError("--count must be at least 1 (got \(count))") }
+        if prime != nil && primeFile != nil { throw ValidationError("give --prime or --prime-file, not both") }
+    }
+
+    public func run() throws {
+        try reportingErrors {
+            let (model, vocabulary) = try loadTextModel(from: URL(fileURLWithPath: checkpoint))
+            var normalised = try TextCorpus.decodeText(Data((prime ?? "\n").utf8), file: "--prime")
+            if let primeFile {
+                let url = URL(fileURLWithPath: primeFile)
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else { throw TextError.fileNotFound(file: url.path) }
+                guard !isDir.boolValue else { throw TextError.notAFile(file: url.path) }
+                let data: Data
+                do { data = try Data(contentsOf: url) } catch { throw TextError.unreadable(file: url.path, reason: describe(error)) }
+                normalised = try TextCorpus.decodeText(data, file: url.path)
+                if normalised.isEmpty { throw TextError.empty(file: url.path) }
+            }
+            let primeTokens: [Int32] = skipUnknown ? vocabulary.encodeSkippingUnknown(normalised)
+                                                   : try vocabulary.encode(normalised)
+            if primeTokens.isEmpty {
+                throw StudioError.invalidOption("the prime text has no characters from the model's vocabulary")
+            }
+            let sampler = TextSampler(model: model)
+            var rng = RandomGenerator(seed: seed)
+            var out = ""
+            for t in try temperatures() {
+                for k in 0..<count {
+                    let tokens = sampler.generate(prime: primeTokens, length: length,
+                                                  options: SamplingOptions(temperature: t, topK: topK, topP: topP), using: &rng)
+                    let text = vocabulary.decode(tokens)
+                    if raw {
+                        out += text + "\n"
+                    } else {
+                        out += "----- temperature \(t)\(count > 1 ? " sample \(k + 1)" : "") -----\n"
+                        out += vocabulary.decode(primeTokens) + text + "\n"
+                    }
+                }
+            }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+}
+
+/// Loads a text model and its vocabulary from a checkpoint.
+/// - Throws: `CheckpointError` or ``StudioError/incompatibleCheckpoint(path:reason:)``.
+func loadTextModel(from url: URL) throws -> (TextModel, Vocabulary) {
+    let ckpt = try Checkpoint.load(from: url, expectingGenerator: "text")
+    guard let config = try ckpt.metadataIfPresent(TextModelConfig.self, forKey: Checkpoint.Key.config),
+          let vocabulary = try ckpt.metadataIfPresent(Vocabulary.self, forKey: Checkpoint.Key.vocabulary) else {
+        throw StudioError.incompatibleCheckpoint(path: url.path, reason: "checkpoint lacks the model configuration or vocabulary")
+    }
+    guard config.vocabularySize == vocabulary.count, config.layers >= 1, config.units >= 1, config.vocabularySize >= 1,
+          config.layers <= 64, config.units <= 1 << 16 else {
+        throw StudioError.incompatibleCheckpoint(path: url.path, reason: "model configuration is inconsistent")
+    }
+    var rng = RandomGenerator(seed: 0)
+    let model = TextModel(config: config, using: &rng)
+    for p in model.parameters {
+        let name = p.name ?? ""
+        guard let t = ckpt.tensors[name] else {
+            throw StudioError.incompatibleCheckpoint(path: url.path, reason: "tensor \(name) is missing")
+        }
+        guard t.shape == p.shape else {
+            throw StudioError.incompatibleCheckpoint(path: url.path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
+        }
+        guard t.scalars.allSatisfy({ $0.isFinite }) else {
+            throw StudioError.incompatibleCheckpoint(path: url.path, reason: "tensor \(name) holds non-finite values")
+        }
+        p.assign(t)
+    }
+    return (model, vocabulary)
+}

@@ -1,2 +1,0 @@
-import GenNN
-import GenData

@@ -1,0 +1,31 @@
+import Foundation
+
+/// What a generator tells its caller while it runs. Generators never print; the command line
+/// (or a test) decides how to show these.
+public enum ProgressEvent {
+    /// A line of information (settings, resumed state, files written).
+    case info(String)
+    /// A warning the user should see (e.g. a skipped input, a collapsing loss).
+    case warning(String)
+    /// Training progress after an optimizer step.
+    /// - step: steps done so far; totalSteps: the planned total when known.
+    /// - loss: the step's training loss in the generator's unit; rate: items per second.
+    case step(step: Int, totalSteps: Int?, epoch: Int, loss: Double, unit: String, rate: Double, rateUnit: String,
+              elapsed: TimeInterval, eta: TimeInterval?)
+    /// A finished evaluation or epoch: named metrics.
+    case metrics(step: Int, epoch: Int, values: [(String, Double)])
+    /// A file was written (checkpoint, sample, picture).
+    case wrote(URL, what: String)
+}
+
+/// Receives ``ProgressEvent``s. Implementations must be cheap: events arrive every step.
+public protocol ProgressReporter: AnyObject {
+    /// Handles one event.
+    func report(_ event: ProgressEvent)
+}
+
+/// Discards all events (tests, `--quiet`).
+public final class SilentProgress: ProgressReporter {
+    public init() {}
+    public func report(_ event: ProgressEvent) {}
+}

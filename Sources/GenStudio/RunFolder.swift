@@ -1,0 +1,133 @@
+import Foundation
+import GenTensor
+
+/// The folder a run writes into (`outputs/<generator>/<run>/` by default) and the records kept
+/// there: `metrics.csv` (appended atomically) and `run.json` (arguments, seed, versions, timings).
+public struct RunFolder {
+    /// The run's folder.
+    public let url: URL
+
+    /// Uses `explicit` when given, else `outputs/<generator>/<YYYYMMDD-HHMMSS>` under the current
+    /// directory. Creates the folder.
+    /// - Throws: ``StudioError/cannotCreateFolder(path:reason:)`` when it cannot be created or is a file.
+    public init(explicit: URL?, generator: String, now: Date = Date()) throws {
+        if let explicit {
+            url = explicit
+        } else {
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = TimeZone(identifier: "UTC")
+            f.dateFormat = "yyyyMMdd-HHmmss"
+            url = URL(fileURLWithPath: "outputs").appendingPathComponent(generator).appendingPathComponent(f.string(from: now))
+        }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
+            guard isDir.boolValue else {
+                throw StudioError.cannotCreateFolder(path: url.path, reason: "a file with that name exists")
+            }
+        } else {
+            do {
+                try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            } catch {
+                throw StudioError.cannotCreateFolder(path: url.path, reason: (error as NSError).localizedDescription)
+            }
+        }
+        guard FileManager.default.isWritableFile(atPath: url.path) else {
+            throw StudioError.cannotCreateFolder(path: url.path, reason: "folder is not writable")
+        }
+    }
+
+    /// A file inside the run folder.
+    public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
+
+    /// Appends one row to `metrics.csv`, writing the header first if the file is new. The whole file
+    /// is rewritten atomically so an interruption never leaves half a row.
+    public func appendMetrics(header: [String], row: [String]) throws {
+        let target = file("metrics.csv")
+        var text = (try? String(contentsOf: target, encoding: .utf8)) ?? ""
+        if text.isEmpty { text = header.joined(separator: ",") + "\n" }
+        text += row.joined(separator: ",") + "\n"
+        try writeFileAtomically(Data(text.utf8), to: target)
+    }
+
+    /// Writes `run.json` atomically.
+    public func writeRecord(_ record: RunRecord) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileAtomically(try enc.encode(record), to: file("run.json"))
+    }
+}
+
+/// Contents of `run.json`: enough to know how a run was made and to repeat it.
+public struct RunRecord: Codable {
+    /// `text`, `style`, `dream`, `vae` or `gan`.
+    public var generator: String
+    /// The command line as given (program name first).
+    public var arguments: [String]
+    /// Effective settings after defaults and any resumed checkpoint, as strings.
+    public var settings: [String: String]
+    /// Random seed.
+    public var seed: UInt64
+    /// gen's version, the Swift compiler and the OpenBLAS build.
+    public var versions: [String: String]
+    /// ISO 8601 start and end times.
+    public var started: String
+    public var finished: String?
+    /// Named durations in seconds (e.g. `training`, `validation`, `sampling`).
+    public var timings: [String: Double]
+    /// How the run ended: `completed`, `time limit`, `interrupted`, or an error message.
+    public var outcome: String?
+
+    public init(generator: String, arguments: [String], settings: [String: String], seed: UInt64) {
+        self.generator = generator
+        self.arguments = arguments
+        self.settings = settings
+        self.seed = seed
+        self.versions = RunRecord.currentVersions()
+        self.started = ISO8601DateFormatter().string(from: Date())
+        self.finished = nil
+        self.timings = [:]
+        self.outcome = nil
+    }
+
+    /// Versions of gen, the compiler and BLAS.
+    public static func currentVersions() -> [String: String] {
+        var v = ["gen": genVersion, "threads": String(Threads.count)]
+        #if swift(>=6.3)
+        v["swift"] = "6.3+"
+        #elseif swift(>=6.0)
+        v["swift"] = "6.x"
+        #else
+        v["swift"] = "5.x"
+        #endif
+        v["blas"] = blasDescription()
+        return v
+    }
+}
+
+/// gen's version string.
+public let genVersion = "0.1.0"
+
+/// Errors from the generators that are about the user's inputs or environment.
+public enum StudioError: Error, CustomStringConvertible {
+    /// The output folder cannot be created or written.
+    case cannotCreateFolder(path: String, reason: String)
+    /// An option value out of range; the message names the option.
+    case invalidOption(String)
+    /// Training produced a non-finite loss; nothing was saved for that step.
+    case nonFiniteLoss(step: Int, lastCheckpoint: String?)
+    /// A checkpoint that does not fit the data or request.
+    case incompatibleCheckpoint(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotCreateFolder(let p, let r): return "cannot use output folder \(p): \(r)"
+        case .invalidOption(let m): return m
+        case .nonFiniteLoss(let s, let c):
+            return "the loss became non-finite (NaN or infinity) at step \(s); training stopped"
+                + (c.map { ", the last good checkpoint is \($0)" } ?? ", no checkpoint had been written yet")
+                + " (try a lower --learning-rate or --clip-norm)"
+        case .incompatibleCheckpoint(let p, let r): return "\(p): \(r)"
+        }
+    }
+}

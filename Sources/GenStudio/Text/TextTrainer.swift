@@ -1,0 +1,503 @@
+import Foundation
+import GenTensor
+import GenNN
+import GenData
+
+/// Training settings for `gen text train`. Defaults are the book's model (F. Chollet, *Deep
+/// Learning with Python*, §8.1: windows of 60 characters taken every 3, LSTM 128, Dense softmax,
+/// RMSprop with learning rate 0.01, batch 128).
+public struct TextTrainingConfig: Codable, Equatable {
+    /// Stacked LSTM layers (≥ 1).
+    public var layers = 1
+    /// Units per LSTM layer (≥ 1).
+    public var units = 128
+    /// Dropout between LSTM layers, in [0, 1).
+    public var dropout: Float = 0
+    /// Window length in characters (≥ 1).
+    public var sequenceLength = 60
+    /// Distance between the starts of consecutive training windows (≥ 1; book: 3).
+    public var windowStride = 3
+    /// Which positions carry a loss.
+    public var targets: TextTargets = .last
+    /// Windows per optimizer step (≥ 1).
+    public var batchSize = 128
+    /// Step size (> 0).
+    public var learningRate: Float = 0.01
+    /// `rmsprop`, `adam` or `sgd` (momentum 0.9).
+    public var optimizer = "rmsprop"
+    /// Clip gradients to this global L2 norm (nil = off).
+    public var clipNorm: Float?
+    /// Clip each gradient element to ±this (nil = off).
+    public var clipValue: Float?
+    /// Fraction of the corpus held out from its end for validation, in [0, 0.5].
+    public var validationSplit: Double = 0.1
+    /// Seed of every random choice (initialisation, shuffling, dropout, samples).
+    public var seed: UInt64 = 1
+    /// Stop after this many epochs in total (nil = no limit).
+    public var epochs: Int?
+    /// Stop after this many optimizer steps in total (nil = no limit).
+    public var steps: Int?
+    /// Stop after this many minutes of this session's wall time (nil = no limit).
+    public var timeLimitMinutes: Double?
+    /// Also write a checkpoint every this many steps (nil = only at epoch ends and at the end).
+    public var checkpointEvery: Int?
+    /// Evaluate on the validation set every this many steps as well as at epoch ends (nil = off).
+    public var evaluateEvery: Int?
+    /// Sample temperatures written after each epoch.
+    public var sampleTemperatures: [Float] = [0.2, 0.5, 1.0, 1.2]
+    /// Characters per written sample.
+    public var sampleLength = 400
+    /// Most validation windows evaluated (evenly spaced over the held-out text).
+    public var maxValidationWindows = 4096
+
+    public init() {}
+
+    /// Checks ranges; the message names the option as the command line spells it.
+    /// - Throws: ``StudioError/invalidOption(_:)``.
+    public func validate() throws {
+        func bad(_ m: String) -> StudioError { .invalidOption(m) }
+        if layers < 1 { throw bad("--layers must be at least 1 (got \(layers))") }
+        if units < 1 { throw bad("--units must be at least 1 (got \(units))") }
+        if !(dropout >= 0 && dropout < 1) { throw bad("--dropout must be in [0, 1) (got \(dropout))") }
+        if sequenceLength < 1 { throw bad("--seq-length must be at least 1 (got \(sequenceLength))") }
+        if windowStride < 1 { throw bad("--window-step must be at least 1 (got \(windowStride))") }
+        if batchSize < 1 { throw bad("--batch-size must be at least 1 (got \(batchSize))") }
+        if !(learningRate > 0 && learningRate.isFinite) { throw bad("--learning-rate must be positive (got \(learningRate))") }
+        if !["rmsprop", "adam", "sgd"].contains(optimizer) { throw bad("--optimizer must be rmsprop, adam or sgd (got \(optimizer))") }
+        if let c = clipNorm, !(c > 0 && c.isFinite) { throw bad("--clip-norm must be positive (got \(c))") }
+        if let c = clipValue, !(c > 0 && c.isFinite) { throw bad("--clip-value must be positive (got \(c))") }
+        if !(validationSplit >= 0 && validationSplit <= 0.5) { throw bad("--validation-split must be in [0, 0.5] (got \(validationSplit))") }
+        if let e = epochs, e < 1 { throw bad("--epochs must be at least 1 (got \(e))") }
+        if let s = steps, s < 1 { throw bad("--steps must be at least 1 (got \(s))") }
+        if let t = timeLimitMinutes, !(t > 0) { throw bad("--time-limit must be positive minutes (got \(t))") }
+        if let c = checkpointEvery, c < 1 { throw bad("--checkpoint-every must be at least 1 (got \(c))") }
+        if sampleLength < 0 { throw bad("sample length must be non-negative") }
+        if sampleTemperatures.contains(where: { !($0 >= 0 && $0.isFinite) }) { throw bad("temperatures must be ≥ 0") }
+    }
+
+    var modelConfigFields: (Int, Int, Float, Int, TextTargets) { (layers, units, dropout, sequenceLength, targets) }
+}
+
+/// Where training stands; saved in checkpoints so a run resumes exactly.
+public struct TextTrainingState: Codable, Equatable {
+    /// Optimizer steps done.
+    public var step = 0
+    /// Current epoch (0-based: the epoch being trained).
+    public var epoch = 0
+    /// Batches of the current epoch already consumed.
+    public var batchInEpoch = 0
+    /// The dropout/initialisation generator.
+    public var rng: RandomGenerator
+    /// Seconds of training done in earlier sessions.
+    public var elapsed: Double = 0
+}
+
+/// What a finished training run reports.
+public struct TextTrainingSummary {
+    /// The run folder.
+    public var folder: URL
+    /// The last checkpoint written.
+    public var checkpoint: URL
+    /// Steps and epochs done in total.
+    public var steps: Int
+    public var epochs: Int
+    /// Last validation loss in bits per character (nil when no validation set).
+    public var validationBitsPerCharacter: Double?
+    /// Last training loss (mean over the last epoch's steps) in bits per character.
+    public var trainBitsPerCharacter: Double?
+    /// Samples written at the end, by temperature.
+    public var samples: [(temperature: Float, text: String)]
+    /// Why training stopped.
+    public var stopReason: String
+}
+
+/// The training windows over a token sequence.
+struct WindowSet {
+    let tokens: [Int32]
+    let starts: [Int]
+    let length: Int
+    let targets: TextTargets
+
+    init(tokens: [Int32], length: Int, stride: Int, targets: TextTargets) {
+        self.tokens = tokens
+        self.length = length
+        self.targets = targets
+        let last = tokens.count - length - 1   // a window needs length + 1 tokens (inputs and next)
+        starts = last >= 0 ? Array(Swift.stride(from: 0, through: last, by: stride)) : []
+    }
+
+    /// Fills inputs `[n, length]` and labels (`n` or `n·length`) for the given windows.
+    func batch(_ indices: ArraySlice<Int>) -> (inputs: [Int32], labels: [Int32]) {
+        var inputs = [Int32](); inputs.reserveCapacity(indices.count * length)
+        var labels = [Int32](); labels.reserveCapacity(indices.count * (targets == .all ? length : 1))
+        for w in indices {
+            let s = starts[w]
+            inputs.append(contentsOf: tokens[s..<(s + length)])
+            switch targets {
+            case .last: labels.append(tokens[s + length])
+            case .all: labels.append(contentsOf: tokens[(s + 1)...(s + length)])
+            }
+        }
+        return (inputs, labels)
+    }
+}
+
+/// `log₂ e`: converts nats to bits.
+let bitsPerNat = 1 / Foundation.log(2.0)
+
+/// Checkpoint metadata keys for text runs.
+enum TextKeys {
+    static let generator = "text"
+    static let training = "training"
+    static let state = "state"
+}
+
+/// Trains a character-level LSTM on a text file, with validation in bits per character, periodic
+/// samples, atomic checkpoints and exact resume.
+public final class TextTrainer {
+    public let config: TextTrainingConfig
+    let corpus: TextCorpus
+    let model: TextModel
+    let optimizer: Optimizer
+    var state: TextTrainingState
+    let folder: RunFolder
+    let corpusURL: URL
+    let progress: ProgressReporter
+    var record: RunRecord
+    var lastCheckpoint: URL?
+    let train: WindowSet
+    let validation: WindowSet
+
+    /// Prepares a run: reads the corpus, builds or restores the model, creates the run folder.
+    ///
+    /// - Parameters:
+    ///   - corpusURL: UTF-8 text file.
+    ///   - config: settings; ignored except for stopping criteria and checkpoint frequency when resuming
+    ///     (the checkpoint's own settings are used so the run continues exactly).
+    ///   - resume: a checkpoint written by an earlier `gen text train` (left untouched if invalid).
+    ///   - output: run folder (default `outputs/text/<timestamp>`, or the checkpoint's folder when resuming).
+    /// - Throws: `TextError` for a bad corpus, `CheckpointError` for a bad checkpoint,
+    ///   ``StudioError`` for bad options or an unusable folder. Nothing is written before all checks pass.
+    public init(corpus corpusURL: URL, config requested: TextTrainingConfig, resume: URL?, output: URL?,
+                arguments: [String], progress: ProgressReporter) throws {
+        try requested.validate()
+        self.progress = progress
+        self.corpusURL = corpusURL
+        var config = requested
+        var restored: (checkpoint: Checkpoint, state: TextTrainingState)?
+        if let resume {
+            let ckpt = try Checkpoint.load(from: resume, expectingGenerator: TextKeys.generator)
+            guard let stored = try ckpt.metadataIfPresent(TextTrainingConfig.self, forKey: TextKeys.training),
+                  let st = try ckpt.metadataIfPresent(TextTrainingState.self, forKey: TextKeys.state) else {
+                throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "checkpoint lacks the training settings or state of a text run")
+            }
+            // Keep the stored model and optimisation settings; take the new stopping criteria.
+            var merged = stored
+            merged.epochs = requested.epochs
+            merged.steps = requested.steps
+            merged.timeLimitMinutes = requested.timeLimitMinutes
+            merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
+            merged.evaluateEvery = requested.evaluateEvery ?? stored.evaluateEvery
+            config = merged
+            restored = (ckpt, st)
+        }
+        self.config = config
+
+        // Corpus and vocabulary (the checkpoint's vocabulary when resuming).
+        var storedVocabulary: Vocabulary?
+        if let restored {
+            guard let v = try restored.checkpoint.metadataIfPresent(Vocabulary.self, forKey: Checkpoint.Key.vocabulary) else {
+                throw StudioError.incompatibleCheckpoint(path: resume?.path ?? "", reason: "checkpoint has no vocabulary")
+            }
+            storedVocabulary = v
+        }
+        do {
+            self.corpus = try TextCorpus.load(from: corpusURL, vocabulary: storedVocabulary)
+        } catch TextError.unknownCharacters(let missing) where storedVocabulary != nil {
+            throw StudioError.incompatibleCheckpoint(path: resume?.path ?? "",
+                reason: "the corpus \(corpusURL.path) has characters the checkpoint's vocabulary lacks: \(TextError.unknownCharacters(missing))")
+        }
+        let (trainTokens, valTokens) = corpus.split(validationFraction: config.validationSplit)
+        let needed = config.sequenceLength + 1
+        guard trainTokens.count >= needed else {
+            throw TextError.tooShort(file: corpusURL.path, length: trainTokens.count, needed: needed)
+        }
+        train = WindowSet(tokens: trainTokens, length: config.sequenceLength, stride: config.windowStride, targets: config.targets)
+        validation = WindowSet(tokens: valTokens, length: config.sequenceLength, stride: config.windowStride, targets: config.targets)
+
+        // Model and optimizer.
+        var rng = RandomGenerator(seed: config.seed)
+        let modelConfig = TextModelConfig(vocabularySize: corpus.vocabulary.count, layers: config.layers, units: config.units,
+                                          dropout: config.dropout, sequenceLength: config.sequenceLength, targets: config.targets)
+        model = TextModel(config: modelConfig, using: &rng)
+        optimizer = try makeOptimizer(named: config.optimizer, learningRate: config.learningRate)
+        state = TextTrainingState(rng: rng)
+        if let restored {
+            try TextTrainer.restore(model: model, optimizer: optimizer, from: restored.checkpoint, path: resume!.path)
+            state = restored.state
+        }
+
+        folder = try RunFolder(explicit: output ?? resume?.deletingLastPathComponent(), generator: "text")
+        record = RunRecord(generator: "text", arguments: arguments, settings: TextTrainer.describe(config), seed: config.seed)
+        lastCheckpoint = restored != nil ? resume : nil
+    }
+
+    /// Loads parameters and optimizer state by name, strictly.
+    static func restore(model: TextModel, optimizer: Optimizer, from ckpt: Checkpoint, path: String) throws {
+        for p in model.parameters {
+            let name = p.name ?? ""
+            guard let t = ckpt.tensors[name] else {
+                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) is missing")
+            }
+            guard t.shape == p.shape else {
+                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
+            }
+            p.assign(t)
+        }
+        var optState: [String: Tensor] = [:]
+        for (k, v) in ckpt.tensors where k.hasPrefix("optimizer/") { optState[String(k.dropFirst("optimizer/".count))] = v }
+        let st = try ckpt.metadataIfPresent(TextTrainingState.self, forKey: TextKeys.state)
+        try optimizer.loadState(optState, step: st?.step ?? 0, parameters: model.parameters)
+    }
+
+    static func describe(_ c: TextTrainingConfig) -> [String: String] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        guard let data = try? enc.encode(c),
+              let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
+        return obj.mapValues { "\($0)" }
+    }
+
+    /// The model being trained.
+    public var currentModel: TextModel { model }
+    /// The vocabulary in use.
+    public var vocabulary: Vocabulary { corpus.vocabulary }
+    /// The run folder.
+    public var runFolder: URL { folder.url }
+
+    /// Writes a checkpoint atomically (`checkpoint.safetensors` in the run folder).
+    @discardableResult
+    func saveCheckpoint() throws -> URL {
+        var ckpt = Checkpoint(generator: TextKeys.generator)
+        for p in model.parameters { ckpt.tensors[p.name ?? ""] = p }
+        for (k, v) in optimizer.stateTensors() { ckpt.tensors["optimizer/" + k] = v }
+        try ckpt.setMetadata(model.config, forKey: Checkpoint.Key.config)
+        try ckpt.setMetadata(config, forKey: TextKeys.training)
+        try ckpt.setMetadata(state, forKey: TextKeys.state)
+        try ckpt.setMetadata(corpus.vocabulary, forKey: Checkpoint.Key.vocabulary)
+        ckpt.metadata[Checkpoint.Key.step] = String(state.step)
+        ckpt.metadata[Checkpoint.Key.epoch] = String(state.epoch)
+        ckpt.metadata[Checkpoint.Key.optimizer] = optimizer.name
+        let url = folder.file("checkpoint.safetensors")
+        try ckpt.save(to: url)
+        lastCheckpoint = url
+        progress.report(.wrote(url, what: "checkpoint"))
+        return url
+    }
+
+    /// Mean loss in bits per character over the validation windows (evenly spaced, at most
+    /// `maxValidationWindows`), or nil when the held-out text is shorter than one window.
+    public func validationBitsPerCharacter() -> Double? {
+        let n = validation.starts.count
+        guard n > 0 else { return nil }
+        let use = min(n, config.maxValidationWindows)
+        let picks = (0..<use).map { $0 * n / use }
+        var total = 0.0, count = 0
+        var rng = RandomGenerator(seed: 0)
+        withNoGrad {
+            var i = 0
+            while i < picks.count {
+                let chunk = picks[i..<min(i + config.batchSize, picks.count)]
+                let (inputs, labels) = validation.batch(chunk)
+                let logits = model.logits(tokens: inputs, batch: chunk.count, training: false, rng: &rng)
+                let loss = Tensor.softmaxCrossEntropy(logits: logits, labels: labels).scalar
+                total += Double(loss) * Double(labels.count)
+                count += labels.count
+                i += config.batchSize
+            }
+        }
+        return count > 0 ? total / Double(count) * bitsPerNat : nil
+    }
+
+    /// Samples `sampleLength` characters at each configured temperature, primed with a random
+    /// training window (as the book does), from a generator seeded by the run seed and epoch.
+    public func makeSamples(epoch: Int) -> [(temperature: Float, text: String)] {
+        let sampler = TextSampler(model: model)
+        var rng = RandomGenerator(seed: config.seed &+ 0x5EED &+ UInt64(epoch) &* 7919)
+        let start = train.starts.isEmpty ? 0 : train.starts[rng.nextInt(below: train.starts.count)]
+        let prime = Array(train.tokens[start..<min(start + config.sequenceLength, train.tokens.count)])
+        return config.sampleTemperatures.map { t in
+            var r = rng
+            let out = sampler.generate(prime: prime, length: config.sampleLength, options: SamplingOptions(temperature: t), using: &r)
+            rng = r
+            _ = rng.next()
+            return (t, corpus.vocabulary.decode(prime) + "|" + corpus.vocabulary.decode(out))
+        }
+    }
+
+    func writeSamples(_ samples: [(temperature: Float, text: String)], name: String) throws {
+        var text = ""
+        for (t, s) in samples {
+            text += "----- temperature \(t) (the prime ends at the first '|') -----\n\(s)\n\n"
+        }
+        let url = folder.file("samples").appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try writeFileAtomically(Data(text.utf8), to: url)
+        progress.report(.wrote(url, what: "samples"))
+    }
+
+    /// Runs training until a stopping criterion (epochs, steps, time limit) is met, writing
+    /// checkpoints, samples, `metrics.csv` and `run.json`.
+    /// - Parameter shouldStop: polled between steps (e.g. set by SIGINT); training then ends cleanly
+    ///   with a checkpoint.
+    /// - Throws: ``StudioError/nonFiniteLoss(step:lastCheckpoint:)`` (no checkpoint is written for that
+    ///   step), and file-writing errors.
+    public func run(shouldStop: () -> Bool = { false }) throws -> TextTrainingSummary {
+        let startTime = Date()
+        let sessionStartElapsed = state.elapsed
+        let windows = train.starts.count
+        let batch = min(config.batchSize, windows)
+        if batch < config.batchSize {
+            progress.report(.warning("only \(windows) training windows: using batch size \(batch) instead of \(config.batchSize)"))
+        }
+        let batchesPerEpoch = max(windows / batch, 1)
+        let totalSteps: Int? = {
+            var s: Int? = config.steps
+            if let e = config.epochs { s = min(s ?? Int.max, e * batchesPerEpoch) }
+            return s
+        }()
+        progress.report(.info("corpus \(corpusURL.path): \(corpus.tokens.count) characters, vocabulary \(corpus.vocabulary.count); \(windows) training windows, \(validation.starts.count) validation windows; \(batchesPerEpoch) steps per epoch"))
+        progress.report(.info("model: \(config.layers) × LSTM \(config.units), \(model.parameters.reduce(0) { $0 + $1.count }) parameters; \(config.optimizer) lr \(config.learningRate), batch \(batch), targets \(config.targets.rawValue)"))
+        if state.step > 0 { progress.report(.info("resuming at step \(state.step), epoch \(state.epoch + 1), batch \(state.batchInEpoch)")) }
+
+        let params = model.parameters
+        var epochLossSum = 0.0, epochLossCount = 0
+        var lastTrainBPC: Double?
+        var lastValBPC: Double?
+        var stopReason = "completed"
+        var rateWindowStart = Date(), rateWindowSteps = 0
+        var rate = 0.0
+        var order: [Int] = [], orderEpoch = -1
+        let metricsHeader = ["step", "epoch", "train_bpc", "val_bpc", "elapsed_s", "samples_per_s"]
+
+        func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
+        func endOfEpochWork(epochDone: Int) throws {
+            lastValBPC = validationBitsPerCharacter()
+            let trainBPC = epochLossCount > 0 ? epochLossSum / Double(epochLossCount) * bitsPerNat : nil
+            if let trainBPC { lastTrainBPC = trainBPC }
+            var values: [(String, Double)] = []
+            if let trainBPC { values.append(("train bits/char", trainBPC)) }
+            if let v = lastValBPC { values.append(("validation bits/char", v)) }
+            progress.report(.metrics(step: state.step, epoch: epochDone, values: values))
+            try folder.appendMetrics(header: metricsHeader, row: [
+                String(state.step), String(epochDone),
+                trainBPC.map { String(format: "%.4f", $0) } ?? "",
+                lastValBPC.map { String(format: "%.4f", $0) } ?? "",
+                String(format: "%.1f", elapsedTotal()), String(format: "%.1f", rate)])
+            let samples = makeSamples(epoch: epochDone)
+            try writeSamples(samples, name: String(format: "epoch-%03d-step-%d.txt", epochDone, state.step))
+            epochLossSum = 0; epochLossCount = 0
+        }
+
+        training: while true {
+            if let total = totalSteps, state.step >= total { stopReason = "reached \(total) steps"; break }
+            if let e = config.epochs, state.epoch >= e { stopReason = "reached \(e) epochs"; break }
+            if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
+                stopReason = "time limit of \(limit) minutes"; break
+            }
+            if shouldStop() { stopReason = "interrupted"; break }
+
+            // The epoch's order depends only on the seed and the epoch number: exact resume.
+            if orderEpoch != state.epoch {
+                var shuffle = RandomGenerator(seed: config.seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(state.epoch + 1)))
+                order = shuffle.permutation(windows)
+                orderEpoch = state.epoch
+            }
+            let lo = state.batchInEpoch * batch
+            let chunk = order[lo..<min(lo + batch, order.count)]
+            let (inputs, labels) = train.batch(chunk)
+
+            let logits = model.logits(tokens: inputs, batch: chunk.count, training: true, rng: &state.rng)
+            let loss = Tensor.softmaxCrossEntropy(logits: logits, labels: labels)
+            let lossValue = Double(loss.scalar)
+            guard lossValue.isFinite else {
+                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+            }
+            loss.backward()
+            if let c = config.clipValue { clipGradients(params, byValue: c) }
+            if let c = config.clipNorm {
+                let norm = clipGradients(params, byGlobalNorm: c)
+                guard norm.isFinite else {
+                    throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+                }
+            }
+            optimizer.update(params)
+            for p in params { p.zeroGrad() }
+
+            state.step += 1
+            state.batchInEpoch += 1
+            epochLossSum += lossValue; epochLossCount += 1
+            rateWindowSteps += 1
+            let windowTime = Date().timeIntervalSince(rateWindowStart)
+            if windowTime >= 2 || rateWindowSteps >= 50 {
+                rate = Double(rateWindowSteps * batch) / max(windowTime, 1e-9)
+                rateWindowStart = Date(); rateWindowSteps = 0
+            }
+            let eta: TimeInterval? = totalSteps.flatMap { total in
+                rate > 0 ? Double(total - state.step) * Double(batch) / rate : nil
+            }
+            progress.report(.step(step: state.step, totalSteps: totalSteps, epoch: state.epoch + 1,
+                                  loss: lossValue * bitsPerNat, unit: "bits/char", rate: rate, rateUnit: "samples/s",
+                                  elapsed: elapsedTotal(), eta: eta))
+
+            if state.batchInEpoch >= batchesPerEpoch {
+                state.epoch += 1
+                state.batchInEpoch = 0
+                state.elapsed = elapsedTotal()
+                try endOfEpochWork(epochDone: state.epoch)
+                try saveCheckpoint()
+            } else if let every = config.checkpointEvery, state.step % every == 0 {
+                state.elapsed = elapsedTotal()
+                try saveCheckpoint()
+            }
+            if let every = config.evaluateEvery, state.step % every == 0, state.batchInEpoch != 0 {
+                lastValBPC = validationBitsPerCharacter()
+                if let v = lastValBPC {
+                    progress.report(.metrics(step: state.step, epoch: state.epoch + 1, values: [("validation bits/char", v)]))
+                }
+            }
+            continue training
+        }
+
+        // Final evaluation, samples and checkpoint (unless an epoch just ended and did all that).
+        state.elapsed = elapsedTotal()
+        var finalSamples: [(temperature: Float, text: String)]
+        if state.batchInEpoch != 0 || lastCheckpoint == nil || epochLossCount > 0 {
+            if epochLossCount > 0 { lastTrainBPC = epochLossSum / Double(epochLossCount) * bitsPerNat }
+            lastValBPC = validationBitsPerCharacter()
+            var values: [(String, Double)] = []
+            if let t = lastTrainBPC { values.append(("train bits/char", t)) }
+            if let v = lastValBPC { values.append(("validation bits/char", v)) }
+            progress.report(.metrics(step: state.step, epoch: state.epoch + 1, values: values))
+            try folder.appendMetrics(header: metricsHeader, row: [
+                String(state.step), String(state.epoch + 1),
+                lastTrainBPC.map { String(format: "%.4f", $0) } ?? "",
+                lastValBPC.map { String(format: "%.4f", $0) } ?? "",
+                String(format: "%.1f", state.elapsed), String(format: "%.1f", rate)])
+            finalSamples = makeSamples(epoch: state.epoch + 1)
+            try writeSamples(finalSamples, name: String(format: "final-step-%d.txt", state.step))
+            try saveCheckpoint()
+        } else {
+            finalSamples = makeSamples(epoch: state.epoch)
+        }
+        record.finished = ISO8601DateFormatter().string(from: Date())
+        record.timings["training_session_s"] = Date().timeIntervalSince(startTime)
+        record.timings["training_total_s"] = state.elapsed
+        record.outcome = stopReason
+        record.settings["steps_done"] = String(state.step)
+        try folder.writeRecord(record)
+        return TextTrainingSummary(folder: folder.url, checkpoint: lastCheckpoint ?? folder.file("checkpoint.safetensors"),
+                                   steps: state.step, epochs: state.epoch, validationBitsPerCharacter: lastValBPC,
+                                   trainBitsPerCharacter: lastTrainBPC, samples: finalSamples, stopReason: stopReason)
+    }
+}

@@ -1,0 +1,194 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failure while writing a file atomically: which path, which step, and the system's reason.
+///
+/// Thrown by ``writeFileAtomically(_:to:)`` and ``writeFileAtomically(to:_:)``. When it is thrown
+/// the destination is untouched (an existing file keeps its old contents) and the temporary file
+/// has been removed.
+public struct FileWriteError: Error, CustomStringConvertible, Equatable {
+    /// The destination path the caller asked for.
+    public let path: String
+    /// The step that failed, e.g. "create temporary file", "write", "fsync", "rename".
+    public let operation: String
+    /// The `errno` value reported by the system, or 0 when the failure was not a system call.
+    public let code: Int32
+    /// The system's reason (`strerror(errno)`) or a plain explanation.
+    public let reason: String
+
+    /// Creates an error; `reason` defaults to `strerror(code)`.
+    public init(path: String, operation: String, code: Int32, reason: String? = nil) {
+        self.path = path
+        self.operation = operation
+        self.code = code
+        self.reason = reason ?? String(cString: strerror(code))
+    }
+
+    /// "cannot write PATH: OPERATION failed: REASON".
+    public var description: String {
+        "cannot write \(path): \(operation) failed: \(reason)"
+    }
+}
+
+/// An open temporary file that ``writeFileAtomically(to:_:)`` hands to its body closure.
+/// Everything written here becomes visible at the destination only once the body returns
+/// without throwing and the file has been fsynced and renamed.
+public final class AtomicFileWriter {
+    fileprivate let fd: Int32
+    fileprivate let destination: String
+    /// Number of bytes written so far.
+    public private(set) var bytesWritten: Int = 0
+
+    fileprivate init(fd: Int32, destination: String) {
+        self.fd = fd
+        self.destination = destination
+    }
+
+    /// Appends raw bytes, retrying on `EINTR` and short writes.
+    /// - Throws: ``FileWriteError`` naming the destination and `errno` (e.g. `ENOSPC`).
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let n = systemWrite(fd, p, min(left, 1 << 30))
+            if n < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                throw FileWriteError(path: destination, operation: "write", code: e)
+            }
+            if n == 0 {
+                throw FileWriteError(path: destination, operation: "write", code: 0,
+                                     reason: "the system accepted no bytes")
+            }
+            p += n
+            left -= n
+            bytesWritten += n
+        }
+    }
+
+    /// Appends the bytes of `data`.
+    /// - Throws: ``FileWriteError`` as ``write(_:)-(UnsafeRawBufferPointer)``.
+    public func write(_ data: Data) throws {
+        try data.withUnsafeBytes { try write($0) }
+    }
+
+    /// Appends the bytes of an array (e.g. `[UInt8]`, or `[Float]` as raw native-endian bytes).
+    /// - Throws: ``FileWriteError`` as ``write(_:)-(UnsafeRawBufferPointer)``.
+    public func write<T>(contentsOf array: [T]) throws {
+        try array.withUnsafeBytes { try write($0) }
+    }
+}
+
+@inline(__always)
+private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+    #if canImport(Darwin)
+    return Darwin.write(fd, p, n)
+    #elseif canImport(Musl)
+    return Musl.write(fd, p, n)
+    #else
+    return Glibc.write(fd, p, n)
+    #endif
+}
+
+/// Writes `data` to `url` atomically: readers see either the old file or the complete new one,
+/// never a partial write, even if the process is killed or the machine loses power.
+///
+/// Protocol: create `.<name>.tmp-<pid>-<random>` in the destination's folder (`O_EXCL`, mode
+/// 0644 before umask), write everything, `fsync` it, `rename` it over the destination, then
+/// `fsync` the folder so the rename itself is durable. On any error the temporary file is
+/// removed and an existing destination is left untouched.
+///
+/// - Parameters:
+///   - data: the complete new contents.
+///   - url: a file URL; its folder must exist.
+/// - Throws: ``FileWriteError`` naming the path, the failed step and the `errno` reason
+///   (missing folder, permission denied, disk full, destination is a directory, ...).
+public func writeFileAtomically(_ data: Data, to url: URL) throws {
+    try writeFileAtomically(to: url) { try $0.write(data) }
+}
+
+/// Streaming variant of ``writeFileAtomically(_:to:)``: `body` writes the contents piece by
+/// piece into the temporary file (large checkpoints need no second copy in memory). If `body`
+/// throws, the temporary file is removed, the destination is untouched and the error is rethrown
+/// unchanged.
+///
+/// - Throws: ``FileWriteError`` for system failures, or whatever `body` throws.
+public func writeFileAtomically(to url: URL, _ body: (AtomicFileWriter) throws -> Void) throws {
+    guard url.isFileURL else {
+        throw FileWriteError(path: url.absoluteString, operation: "open", code: 0,
+                             reason: "not a file URL")
+    }
+    let destination = url.path
+    let name = url.lastPathComponent
+    guard !name.isEmpty, name != "/", name != ".", name != ".." else {
+        throw FileWriteError(path: destination, operation: "open", code: 0,
+                             reason: "the path does not name a file")
+    }
+    let folderURL = url.deletingLastPathComponent()
+    let folder = folderURL.path.isEmpty ? "." : folderURL.path
+
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: destination, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw FileWriteError(path: destination, operation: "open", code: EISDIR)
+    }
+
+    // Create a fresh temporary file next to the destination (same file system, so rename is atomic).
+    var fd: Int32 = -1
+    var tempPath = ""
+    for _ in 0..<16 {
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        tempPath = folder + "/." + name + ".tmp-\(getpid())-" + suffix
+        fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd >= 0 { break }
+        let e = errno
+        if e == EEXIST || e == EINTR { continue }
+        throw FileWriteError(path: destination, operation: "create temporary file in \(folder)", code: e)
+    }
+    guard fd >= 0 else {
+        throw FileWriteError(path: destination, operation: "create temporary file in \(folder)", code: EEXIST)
+    }
+
+    var closed = false
+    var renamed = false
+    defer {
+        if !closed { _ = close(fd) }
+        if !renamed { _ = unlink(tempPath) }
+    }
+
+    let writer = AtomicFileWriter(fd: fd, destination: destination)
+    try body(writer)
+
+    while fsync(fd) != 0 {
+        let e = errno
+        if e == EINTR { continue }
+        throw FileWriteError(path: destination, operation: "fsync", code: e)
+    }
+    closed = true
+    if close(fd) != 0 {
+        let e = errno
+        if e != EINTR { throw FileWriteError(path: destination, operation: "close", code: e) }
+    }
+    if rename(tempPath, destination) != 0 {
+        throw FileWriteError(path: destination, operation: "rename", code: errno)
+    }
+    renamed = true
+
+    // Make the rename durable. Some file systems refuse fsync on a folder (EINVAL); the data is
+    // already safe then, so only real I/O errors are reported.
+    let dfd = open(folder, O_RDONLY | O_CLOEXEC)
+    if dfd >= 0 {
+        var result: Int32 = 0
+        repeat { result = fsync(dfd) } while result != 0 && errno == EINTR
+        let e = errno
+        _ = close(dfd)
+        if result != 0 && e == EIO {
+            throw FileWriteError(path: destination, operation: "fsync folder \(folder)", code: e)
+        }
+    }
+}
