@@ -17,6 +17,7 @@ public enum Threads {
 
     /// Applies the default (all active processors) to OpenBLAS too. Call once at start-up.
     public static func configure(_ requested: Int?) {
+        configureAllocator()
         count = requested ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 }
@@ -46,3 +47,42 @@ public func parallelFor(_ n: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
         }
     }
 }
+
+/// Runs `body` with OpenBLAS limited to one thread, for regions where gen's own threads each call
+/// BLAS on their share of the work; restores ``Threads/count`` after.
+@inline(__always)
+public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    let n = Threads.count
+    if n > 1 { openblas_set_num_threads(1) }
+    defer { if n > 1 { openblas_set_num_threads(Int32(n)) } }
+    return try body()
+}
+
+/// Runs `body(part, range)` for `parts` contiguous, disjoint ranges covering `0..<n`, each on its own
+/// thread, with OpenBLAS single-threaded inside. Deterministic: the split depends only on `n` and `parts`.
+public func parallelPartitions(_ n: Int, parts: Int, _ body: (Int, Range<Int>) -> Void) {
+    let p = max(1, min(parts, n))
+    if p == 1 { if n > 0 { body(0, 0..<n) }; return }
+    withSingleThreadedBLAS {
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: p) { k in
+                body(k, (n * k / p)..<(n * (k + 1) / p))
+            }
+        }
+    }
+}
+
+/// Keeps large freed buffers in the heap for reuse instead of returning them to the system
+/// (glibc otherwise maps and unmaps every buffer over 128 KiB, paying page faults each step).
+public func configureAllocator() {
+    #if os(Linux)
+    _ = glibcMallopt(-3, 1 << 30)   // M_MMAP_THRESHOLD
+    _ = glibcMallopt(-1, 1 << 30)   // M_TRIM_THRESHOLD
+    #endif
+}
+
+#if os(Linux)
+/// glibc's `mallopt(3)` (declared in <malloc.h>, which the Glibc module does not export).
+@_silgen_name("mallopt")
+func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif

@@ -50,8 +50,7 @@ public final class LSTM: Layer {
     public func callAsFunction(tokens: [Int32], batch: Int, steps: Int,
                                initialState: (hidden: Tensor, cell: Tensor)? = nil) -> LSTMResult {
         precondition(tokens.count == batch * steps, "LSTM: \(tokens.count) tokens for [\(batch), \(steps)]")
-        let xp = Tensor.gather(kernel, indices: tokens, indexShape: [batch, steps])
-        return Tensor.lstm(inputProjection: xp, recurrentKernel: recurrentKernel, bias: bias,
-                           initialHidden: initialState?.hidden, initialCell: initialState?.cell)
+        return Tensor.lstm(tokens: tokens, batch: batch, steps: steps, inputKernel: kernel, recurrentKernel: recurrentKernel,
+                           bias: bias, initialHidden: initialState?.hidden, initialCell: initialState?.cell)
     }
 }
