@@ -68,6 +68,7 @@ extension Tensor {
             if visited.contains(id) { continue }
             visited.insert(id)
             stack.append((t, true))
+            precondition(!t.graphReleased, "backward: a tensor on this path was produced by a graph that was already differentiated (its graph is released after backward); recompute it")
             if let node = t.node {
                 for input in node.inputs where input.requiresGrad && !visited.contains(ObjectIdentifier(input)) {
                     stack.append((input, false))
@@ -88,6 +89,7 @@ extension Tensor {
             node.pullback(UnsafePointer(g.storage.base))
             t.grad = nil
             t.node = nil
+            t.graphReleased = true
         }
     }
 

@@ -23,14 +23,28 @@ public struct RandomGenerator: RandomNumberGenerator, Codable, Equatable {
         spareNormal = nil
     }
 
-    /// Restores a saved state (four words).
+    /// Restores a saved state: the four words and, for an exact continuation of ``nextNormal()``,
+    /// the spare normal held at the time.
     /// - Throws: ``TensorError/invalidValue(_:)`` when `state` does not have four words or is all zero.
-    public init(state: [UInt64]) throws {
+    public init(state: [UInt64], spareNormal: Float? = nil) throws {
         guard state.count == 4, state.contains(where: { $0 != 0 }) else {
             throw TensorError.invalidValue("random generator state must be four words, not all zero")
         }
         self.state = state
-        self.spareNormal = nil
+        self.spareNormal = spareNormal
+    }
+
+    /// Decodes a saved generator, validating the state words.
+    /// - Throws: `DecodingError.dataCorrupted` for a state that is not four words or is all zero.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let words = try c.decode([UInt64].self, forKey: .state)
+        let spare = try c.decodeIfPresent(Float.self, forKey: .spareNormal)
+        do {
+            try self.init(state: words, spareNormal: spare)
+        } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: [CodingKeys.state], debugDescription: "\(error)"))
+        }
     }
 
     /// Next 64 random bits.

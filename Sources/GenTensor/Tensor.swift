@@ -23,6 +23,8 @@ public final class Tensor {
     public var grad: Tensor?
     /// Recorded producer of this tensor: its inputs and its pullback. `nil` for leaves.
     var node: GraphNode?
+    /// Set once `backward()` has consumed and released this (non-leaf) tensor's graph.
+    var graphReleased = false
     /// Optional human-readable name (parameters use it for checkpoints and error messages).
     public var name: String?
 

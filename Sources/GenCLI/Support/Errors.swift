@@ -27,8 +27,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 /// A user-facing message for any error.
 func describe(_ error: Error) -> String {
-    if let e = error as? CustomStringConvertible { return e.description }
-    return (error as NSError).localizedDescription
+    if let e = error as? LocalizedError, let d = e.errorDescription { return d }
+    return String(describing: error)
 }
 
 /// 2 for input errors, 1 for run failures.

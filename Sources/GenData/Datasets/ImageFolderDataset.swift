@@ -131,7 +131,7 @@ public final class ImageFolderDataset {
         let opts = ImageDecodeOptions(channels: channels, maxPixels: maxPixels)
         samples.withUnsafeMutableBufferPointer { sbuf in
             problems.withUnsafeMutableBufferPointer { pbuf in
-                let sbase = sbuf.baseAddress, pbase = pbuf.baseAddress!
+                let sbase = useCache ? sbuf.baseAddress : nil, pbase = pbuf.baseAddress!
                 DispatchQueue.concurrentPerform(iterations: n) { i in
                     do {
                         let im = try ImageFolderDataset.loadSample(candidates[i], size: size, options: opts)

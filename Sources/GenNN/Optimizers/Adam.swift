@@ -51,8 +51,8 @@ public final class Adam: Optimizer {
     }
 
     public func loadState(_ tensors: [String: Tensor], step: Int, parameters: [Tensor]) throws {
-        try firstMoment.restore(tensors, parameters: parameters, required: step > 0)
-        try secondMoment.restore(tensors, parameters: parameters, required: step > 0)
+        try firstMoment.restore(tensors, parameters: parameters, required: false)
+        try secondMoment.restore(tensors, parameters: parameters, required: false)
         self.step = step
     }
 }

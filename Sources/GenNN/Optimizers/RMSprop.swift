@@ -41,7 +41,7 @@ public final class RMSprop: Optimizer {
     }
 
     public func loadState(_ tensors: [String: Tensor], step: Int, parameters: [Tensor]) throws {
-        try velocity.restore(tensors, parameters: parameters, required: step > 0)
+        try velocity.restore(tensors, parameters: parameters, required: false)
         self.step = step
     }
 }

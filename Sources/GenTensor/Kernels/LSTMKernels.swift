@@ -9,7 +9,7 @@ import Foundation
 /// e^x on eight lanes (same polynomial and clamping as ``fastExp(_:)``).
 @inlinable @inline(__always)
 func fastExp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let xc = pointwiseMin(pointwiseMax(x, F8(repeating: -87.33654)), F8(repeating: 88.72283))
+    let xc = pointwiseMin(pointwiseMax(x, F8(repeating: -86.6)), F8(repeating: 88.72283))
     let k = (xc * 1.442_695_04).rounded(.toNearestOrEven)
     let r = xc - k * 0.693_359_375 + k * 2.121_944_40e-4
     var p = F8(repeating: 1.987_569_150_0e-4)
@@ -19,8 +19,8 @@ func fastExp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
     p = p * r + 1.666_666_545_9e-1
     p = p * r + 5.000_000_120_1e-1
     let y = p * r * r + r + 1
-    let bits = (SIMD8<Int32>(k, rounding: .towardZero) &+ 127) &<< 23
-    return y * unsafeBitCast(bits, to: F8.self)
+    let bits = (SIMD8<Int32>(k, rounding: .towardZero) &+ 126) &<< 23
+    return (y * unsafeBitCast(bits, to: F8.self)) * 2
 }
 
 @inlinable @inline(__always)

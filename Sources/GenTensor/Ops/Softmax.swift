@@ -47,8 +47,9 @@ extension Tensor {
                 for j in 0..<c { mx = max(mx, xr[j]) }
                 var s: Float = 0
                 for j in 0..<c { s += fastExp(xr[j] - mx) }
-                let lse = mx + Foundation.log(s)
-                for j in 0..<c { or[j] = xr[j] - lse }
+                // (x − max) − log Σ: subtracting the large max first keeps full precision.
+                let ls = Foundation.log(s)
+                for j in 0..<c { or[j] = (xr[j] - mx) - ls }
             }
         }
         return Tensor.result(shape: shape, storage: out, inputs: [self]) { [self] g in
@@ -90,7 +91,7 @@ extension Tensor {
             for j in 0..<c { let e = fastExp(xr[j] - mx); pr[j] = e; s += e }
             let inv = 1 / s
             for j in 0..<c { pr[j] *= inv }
-            total += Double(mx + Foundation.log(s) - xr[label])
+            total += Double((mx - xr[label]) + Foundation.log(s))
         }
         let out = TensorStorage(count: 1)
         out.base[0] = Float(total / Double(max(n, 1)))

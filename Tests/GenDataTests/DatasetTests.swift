@@ -1,0 +1,158 @@
+import Foundation
+import GenTensor
+import XCTest
+@testable import GenData
+
+/// Image folders, IDX files (plain/gzip, errors), Fashion-MNIST by name, seeded batching.
+final class DatasetTests: XCTestCase {
+    func testFolderListingAndConversion() throws {
+        let dir = try makeTempDir(self)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/sub/deeper", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/.hiddendir", withIntermediateDirectories: true)
+        try Image(width: 20, height: 10, channels: 3, repeating: 0.2).write(to: dir + "/b.png")
+        try Image(width: 7, height: 30, channels: 1, repeating: 0.6).write(to: dir + "/sub/a.jpg")
+        try Image(width: 5, height: 5, channels: 4, repeating: 0.9).write(to: dir + "/sub/deeper/c.PNG")
+        try Image(width: 5, height: 5, channels: 3, repeating: 0).write(to: dir + "/.hidden.png")
+        try Image(width: 5, height: 5, channels: 3, repeating: 0).write(to: dir + "/.hiddendir/x.png")
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: dir + "/readme.txt"))
+        try Data("junk".utf8).write(to: URL(fileURLWithPath: dir + "/.DS_Store"))
+        let ds = try ImageFolderDataset(directory: dir, size: 12, channels: 3)
+        XCTAssertEqual(ds.files.map { ($0 as NSString).lastPathComponent }, ["b.png", "a.jpg", "c.PNG"])
+        let batch = try ds.batch([0, 1, 2])
+        XCTAssertEqual(batch.shape, [3, 12, 12, 3])
+        let s = batch.scalars
+        XCTAssertEqual(s[0], 0.2, accuracy: 1 / 255)
+        XCTAssertEqual(s[12 * 12 * 3 + 5], 0.6, accuracy: 3 / 255)
+        // RGBA alpha 0.9 over white: 0.9 * 0.9 + 0.1 = 0.91 (8-bit quantised).
+        XCTAssertEqual(s[2 * 12 * 12 * 3], 0.91, accuracy: 2 / 255)
+        // Uncached path gives the same samples.
+        let lazy = try ImageFolderDataset(directory: dir, size: 12, channels: 3, cacheLimit: 0)
+        XCTAssertEqual(try lazy.batch([0, 1, 2]).scalars, s)
+        XCTAssertEqual(try lazy.image(at: 1), try ds.image(at: 1))
+        XCTAssertEqual(try ds.batch([1], range: .signed).scalars[0], 2 * s[12 * 12 * 3] - 1, accuracy: 1e-6)
+    }
+
+    func testAllBadFilesReportedAtOnce() throws {
+        let dir = try makeTempDir(self)
+        try Image(width: 8, height: 8, channels: 3, repeating: 0.5).write(to: dir + "/good.png")
+        try Data("<!DOCTYPE html>".utf8).write(to: URL(fileURLWithPath: dir + "/page.jpg"))
+        try Data("GIF89a....".utf8).write(to: URL(fileURLWithPath: dir + "/anim.gif"))
+        let png = try Image(width: 8, height: 8, channels: 3, repeating: 0.5).encoded(as: .png)
+        try Data(png[0..<png.count / 2]).write(to: URL(fileURLWithPath: dir + "/cut.png"))
+        try Data().write(to: URL(fileURLWithPath: dir + "/zero.png"))
+        XCTAssertThrowsError(try ImageFolderDataset(directory: dir, size: 8)) { error in
+            guard case DatasetError.invalidFiles(let problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(problems.map { ($0.path as NSString).lastPathComponent }, ["anim.gif", "cut.png", "page.jpg", "zero.png"])
+            let text = "\(error)"
+            for part in ["unsupported format GIF", "truncated/corrupt PNG", "not an image", "empty file", "4 invalid image files"] {
+                XCTAssertTrue(text.contains(part), "\(part) missing in \(text)")
+            }
+        }
+        var warnings: [String] = []
+        let ds = try ImageFolderDataset(directory: dir, size: 8, skipInvalid: true, warn: { warnings.append($0) })
+        XCTAssertEqual(ds.count, 1)
+        XCTAssertEqual(ds.skipped.count, 4)
+        XCTAssertEqual(warnings.count, 4)
+        XCTAssertThrowsError(try ImageFolderDataset(directory: dir + "/nope", size: 8))
+        let empty = try makeTempDir(self)
+        XCTAssertThrowsError(try ImageFolderDataset(directory: empty, size: 8)) { XCTAssertTrue("\($0)".contains("no image files")) }
+        XCTAssertThrowsError(try ImageFolderDataset(directory: dir, size: 8, channels: 4))
+    }
+
+    func idx(_ type: UInt8, _ shape: [Int], payload: [UInt8]) -> [UInt8] {
+        var b: [UInt8] = [0, 0, type, UInt8(shape.count)]
+        for d in shape { b += [UInt8(d >> 24 & 0xFF), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }
+        return b + payload
+    }
+
+    func assertIDXError(_ bytes: [UInt8], _ parts: [String], line: UInt = #line) {
+        XCTAssertThrowsError(try IDXFile(bytes: bytes, path: "f.idx"), line: line) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("f.idx"), text, line: line)
+            for p in parts { XCTAssertTrue(text.contains(p), "'\(p)' not in '\(text)'", line: line) }
+        }
+    }
+
+    func testIDXParsingAndErrors() throws {
+        let f = try IDXFile(bytes: idx(0x08, [2, 3], payload: [1, 2, 3, 4, 5, 6]))
+        XCTAssertEqual(f.shape, [2, 3])
+        XCTAssertEqual(f.floats(), [1, 2, 3, 4, 5, 6])
+        let i16 = try IDXFile(bytes: idx(0x0B, [2], payload: [0xFF, 0xFE, 0x01, 0x00]))
+        XCTAssertEqual(i16.integers(), [-2, 256])
+        let f32 = try IDXFile(bytes: idx(0x0D, [1], payload: [0x3F, 0xC0, 0, 0]))
+        XCTAssertEqual(f32.floats(), [1.5])
+        // Wrong magic: says what was expected and what was found.
+        assertIDXError([0x12, 0x34, 0x56, 0x78, 0, 0, 0, 0], ["wrong magic number", "0x12345678", "expected", "2049"])
+        // Shorter than the header declares: expected and found sizes.
+        assertIDXError(idx(0x08, [10, 28, 28], payload: [UInt8](repeating: 0, count: 100)), ["shorter than its header declares", "7856", "found 116"])
+        assertIDXError([0, 0, 8, 3, 0, 0], ["shorter than its header", "found 6"])
+        assertIDXError([0, 0], ["shorter than its header", "found 2"])
+        // A PNG given as IDX names what it looks like.
+        let png = try Image(width: 2, height: 2, channels: 1, repeating: 0).encoded(as: .png)
+        assertIDXError(png, ["wrong magic", "PNG"])
+    }
+
+    func testGzipIDXAndErrors() throws {
+        guard let dir = casesDirectory() else { throw XCTSkip("shared cases not found") }
+        let gz = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/inputs/case19_mnist_gzipped/train-images-idx3-ubyte")))
+        let ok = try IDXFile(bytes: gz)
+        XCTAssertEqual(ok.shape, [10, 28, 28])
+        assertIDXError(Array(gz[0..<gz.count / 2]), ["gzip", "truncated"])
+        var corrupt = gz
+        for i in 20..<40 { corrupt[i] ^= 0xA5 }
+        assertIDXError(corrupt, ["gzip"])
+    }
+
+    func testFashionMNISTByName() throws {
+        let dir = "/usr/share/datasets/fashion-mnist"
+        guard FileManager.default.fileExists(atPath: dir + "/t10k-images-idx3-ubyte.gz") else {
+            throw XCTSkip("dataset-fashion-mnist not installed (\(dir))")
+        }
+        let test = try MNISTDataset.load(name: "fashion-mnist", split: .test)
+        XCTAssertEqual(test.count, 10_000)
+        XCTAssertEqual(test.height, 28); XCTAssertEqual(test.width, 28)
+        XCTAssertEqual(Set(test.labels), Set(0...9))
+        let train = try MNISTDataset.load(name: "Fashion_MNIST", split: .train)
+        XCTAssertEqual(train.count, 60_000)
+        let b = train.batch([0, 59_999], range: .signed)
+        XCTAssertEqual(b.shape, [2, 28, 28, 1])
+        XCTAssertTrue(b.scalars.allSatisfy { $0 >= -1 && $0 <= 1 })
+        XCTAssertThrowsError(try MNISTDataset.load(name: "cifar-100")) { XCTAssertTrue("\($0)".contains("unknown dataset")) }
+        XCTAssertThrowsError(try MNISTDataset.load(name: "mnist", searchPaths: ["/nonexistent"])) {
+            XCTAssertTrue("\($0)".contains("/nonexistent"))
+        }
+    }
+
+    func testBatchSamplerDeterministicAndResumable() throws {
+        var a = try BatchSampler(count: 10, batchSize: 3, seed: 42)
+        var b = try BatchSampler(count: 10, batchSize: 3, seed: 42)
+        var c = try BatchSampler(count: 10, batchSize: 3, seed: 43)
+        var seenA: [[Int]] = [], seenC: [[Int]] = []
+        for _ in 0..<8 { let x = a.next(); XCTAssertEqual(x, b.next()); seenA.append(x); seenC.append(c.next()) }
+        XCTAssertNotEqual(seenA, seenC)
+        // Each epoch is a permutation; batches 3,3,3,1.
+        XCTAssertEqual(seenA[0..<4].map(\.count), [3, 3, 3, 1])
+        XCTAssertEqual(seenA[0..<4].flatMap { $0 }.sorted(), Array(0..<10))
+        XCTAssertEqual(seenA[4..<8].flatMap { $0 }.sorted(), Array(0..<10))
+        XCTAssertNotEqual(seenA[0..<4].flatMap { $0 }, seenA[4..<8].flatMap { $0 })
+        // Resume from a saved (JSON) position reproduces the uninterrupted run.
+        var run = try BatchSampler(count: 10, batchSize: 3, seed: 7)
+        var reference: [[Int]] = []
+        for _ in 0..<9 { reference.append(run.next()) }
+        var first = try BatchSampler(count: 10, batchSize: 3, seed: 7)
+        for _ in 0..<5 { _ = first.next() }
+        let saved = try JSONEncoder().encode(first.position)
+        let pos = try JSONDecoder().decode(DataPosition.self, from: saved)
+        XCTAssertEqual(pos, DataPosition(epoch: 1, indexInEpoch: 3, seed: 7))
+        var resumed = try BatchSampler(count: 10, batchSize: 3, seed: 999, position: pos)
+        for k in 5..<9 { XCTAssertEqual(resumed.next(), reference[k]) }
+        // dropLast and no shuffling.
+        var d = try BatchSampler(count: 10, batchSize: 4, seed: 1, shuffle: false, dropLast: true)
+        XCTAssertEqual(d.batchesPerEpoch, 2)
+        XCTAssertEqual([d.next(), d.next(), d.next()], [[0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3]])
+        XCTAssertThrowsError(try BatchSampler(count: 0, batchSize: 1, seed: 0))
+        XCTAssertThrowsError(try BatchSampler(count: 3, batchSize: 0, seed: 0))
+        XCTAssertThrowsError(try BatchSampler(count: 3, batchSize: 2, seed: 0, position: DataPosition(epoch: 0, indexInEpoch: 9, seed: 0)))
+    }
+}
