@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,12 +191,10 @@ void cimg_orient(const uint8_t *src, uint32_t w, uint32_t h, size_t bpp, int o, 
     } while (0)
 
 static float lut8[256];
-static int lut8_ready = 0;
+static pthread_once_t lut8_once = PTHREAD_ONCE_INIT;
 
 static void init_lut8(void) {
-    if (lut8_ready) return;
-    for (int i = 0; i < 256; i++) lut8[i] = (float)i / 255.0f;
-    __atomic_store_n(&lut8_ready, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 256; i++) lut8[i] = (float)i / 255.0f; /* 255 -> exactly 1.0f */
 }
 
 #define NORM8(v) (lut8[(v)])
@@ -205,7 +204,7 @@ int cimg_to_float(const void *src, int bits, size_t n, int src_ch, int dst_ch,
                   float background, float scale, float offset, float *dst) {
     if (!src || !dst || src_ch < 1 || src_ch > 4 || dst_ch < 1 || dst_ch > 4) return CIMG_ERR_ARGUMENT;
     if (bits == 8) {
-        if (!__atomic_load_n(&lut8_ready, __ATOMIC_ACQUIRE)) init_lut8();
+        pthread_once(&lut8_once, init_lut8);
         CONVERT_LOOP(uint8_t, NORM8);
     } else if (bits == 16) {
         CONVERT_LOOP(uint16_t, NORM16);

@@ -8,6 +8,7 @@ import GenData
 /// Exit codes: 0 success, 2 bad input (unreadable, unsupported, corrupt or too large file, bad
 /// option), with `gen: error: <path>: <reason>` on stderr and no output file created.
 public struct ImageCommand: ParsableCommand {
+    /// `image` with subcommands `info`, `convert` and the hidden `bench`.
     public static let configuration = CommandConfiguration(
         commandName: "image",
         abstract: "Inspect and convert images (PNG, JPEG) with gen's decoder.",
@@ -20,6 +21,7 @@ public struct ImageCommand: ParsableCommand {
         subcommands: [Info.self, Convert.self, Bench.self]
     )
 
+    /// Creates the command (ArgumentParser fills it in).
     public init() {}
 
     /// Prints `gen: error: <message>` to stderr.
@@ -29,6 +31,7 @@ public struct ImageCommand: ParsableCommand {
 
     /// `gen image info FILE...`
     public struct Info: ParsableCommand {
+        /// Help text.
         public static let configuration = CommandConfiguration(
             abstract: "Print format, size, channels, bit depth, orientation and any problem of each file.",
             discussion: "Each file is fully decoded to find truncated or corrupt data. Exit code 2 if any file has a problem.")
@@ -39,8 +42,10 @@ public struct ImageCommand: ParsableCommand {
         @Option(help: "Largest accepted width*height declared by a header.")
         var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
+        /// Creates the command (ArgumentParser fills it in).
         public init() {}
 
+        /// Prints one line per file; exits with code 2 when any file has a problem.
         public func run() throws {
             var bad = 0
             for path in files {
@@ -89,6 +94,7 @@ public struct ImageCommand: ParsableCommand {
 
     /// `gen image convert INPUT OUTPUT [--size N] [--gray]`
     public struct Convert: ParsableCommand {
+        /// Help text.
         public static let configuration = CommandConfiguration(
             abstract: "Decode an image, optionally resize it, and encode it by the output's extension (.png, .jpg).",
             discussion: """
@@ -118,6 +124,7 @@ public struct ImageCommand: ParsableCommand {
         @Option(help: "Largest accepted width*height declared by the input header.")
         var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
+        /// Creates the command (ArgumentParser fills it in).
         public init() {}
 
         /// Parses "N" or "WxH".
@@ -128,6 +135,7 @@ public struct ImageCommand: ParsableCommand {
             return nil
         }
 
+        /// Converts; on bad input prints `gen: error: ...` and exits with code 2, creating nothing.
         public func run() throws {
             do {
                 let format = try ImageFileFormat(path: output)
@@ -158,6 +166,7 @@ public struct ImageCommand: ParsableCommand {
 
     /// Hidden: `gen image bench PATH...` times decode + float conversion (one thread by default).
     public struct Bench: ParsableCommand {
+        /// Help text (hidden from `gen image --help`).
         public static let configuration = CommandConfiguration(
             abstract: "Time decode + conversion to float RGB of files or folders.",
             shouldDisplay: false)
@@ -174,8 +183,10 @@ public struct ImageCommand: ParsableCommand {
         @Option(help: "Decode files in parallel on this many threads.")
         var threads: Int = 1
 
+        /// Creates the command (ArgumentParser fills it in).
         public init() {}
 
+        /// Decodes every file `repeats` times and prints the fastest pass.
         public func run() throws {
             var files: [String] = []
             for p in paths {

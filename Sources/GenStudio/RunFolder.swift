@@ -114,7 +114,7 @@ public enum StudioError: Error, CustomStringConvertible {
     case cannotCreateFolder(path: String, reason: String)
     /// An option value out of range; the message names the option.
     case invalidOption(String)
-    /// Training produced a non-finite loss; nothing was saved for that step.
+    /// Training produced a non-finite (or diverged, above 10⁶ bits/char) loss; nothing was saved for that step.
     case nonFiniteLoss(step: Int, lastCheckpoint: String?)
     /// A checkpoint that does not fit the data or request.
     case incompatibleCheckpoint(path: String, reason: String)
@@ -124,7 +124,7 @@ public enum StudioError: Error, CustomStringConvertible {
         case .cannotCreateFolder(let p, let r): return "cannot use output folder \(p): \(r)"
         case .invalidOption(let m): return m
         case .nonFiniteLoss(let s, let c):
-            return "the loss became non-finite (NaN or infinity) at step \(s); training stopped"
+            return "the loss became non-finite (NaN, infinity or above 10^6 bits/char: diverged) at step \(s); training stopped"
                 + (c.map { ", the last good checkpoint is \($0)" } ?? ", no checkpoint had been written yet")
                 + " (try a lower --learning-rate or --clip-norm)"
         case .incompatibleCheckpoint(let p, let r): return "\(p): \(r)"

@@ -5,13 +5,15 @@ import COpenBLAS
 public enum Threads {
     nonisolated(unsafe) private static var _count: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Number of threads used by elementwise kernels and by OpenBLAS (1 or more).
-    /// Setting it also calls `openblas_set_num_threads`.
+    /// Number of threads gen uses (1 or more): for elementwise kernels, for the batch partitions of
+    /// fused ops, and for matrix products, which ``gemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+    /// splits into blocks that each run single-threaded OpenBLAS. OpenBLAS's own thread pool stays
+    /// at one thread: its workers busy-wait between calls and would compete with ours for the cores.
     public static var count: Int {
         get { _count }
         set {
             _count = max(1, newValue)
-            openblas_set_num_threads(Int32(_count))
+            openblas_set_num_threads(1)
         }
     }
 
@@ -35,7 +37,7 @@ public let parallelThreshold = 1 << 15
 @inline(__always)
 public func parallelFor(_ n: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
     let threads = Threads.count
-    if threads <= 1 || n * cost < parallelThreshold || n < 2 {
+    if threads <= 1 || n * cost < parallelThreshold || n < 2 || ParallelRegion.active {
         if n > 0 { body(0..<n) }
         return
     }
@@ -48,26 +50,23 @@ public func parallelFor(_ n: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
     }
 }
 
-/// Runs `body` with OpenBLAS limited to one thread, for regions where gen's own threads each call
-/// BLAS on their share of the work; restores ``Threads/count`` after.
-@inline(__always)
-public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-    let n = Threads.count
-    if n > 1 { openblas_set_num_threads(1) }
-    defer { if n > 1 { openblas_set_num_threads(Int32(n)) } }
-    return try body()
+/// Whether gen's threads are already split across the cores (inside ``parallelPartitions(_:parts:_:)``):
+/// nested kernels then run serially on their thread.
+enum ParallelRegion {
+    nonisolated(unsafe) static var active = false
 }
 
 /// Runs `body(part, range)` for `parts` contiguous, disjoint ranges covering `0..<n`, each on its own
-/// thread, with OpenBLAS single-threaded inside. Deterministic: the split depends only on `n` and `parts`.
+/// thread; kernels called inside (GEMM, elementwise) stay on that thread. Deterministic: the split depends only on `n` and `parts`.
 public func parallelPartitions(_ n: Int, parts: Int, _ body: (Int, Range<Int>) -> Void) {
     let p = max(1, min(parts, n))
     if p == 1 { if n > 0 { body(0, 0..<n) }; return }
-    withSingleThreadedBLAS {
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: p) { k in
-                body(k, (n * k / p)..<(n * (k + 1) / p))
-            }
+    let outer = ParallelRegion.active
+    ParallelRegion.active = true
+    defer { ParallelRegion.active = outer }
+    withoutActuallyEscaping(body) { body in
+        DispatchQueue.concurrentPerform(iterations: p) { k in
+            body(k, (n * k / p)..<(n * (k + 1) / p))
         }
     }
 }

@@ -124,6 +124,17 @@ final class DatasetTests: XCTestCase {
         }
     }
 
+    func testRealFolderOfJPEGs() throws {
+        guard let data = dataDirectory(), FileManager.default.fileExists(atPath: data + "/images/cifar10-frogs") else {
+            throw XCTSkip("shared data not found (set GEN_DATA or provide ../shared/data)")
+        }
+        let ds = try ImageFolderDataset(directory: data + "/images/cifar10-frogs", size: 32, channels: 3)
+        XCTAssertEqual(ds.count, 5000)
+        let b = try ds.batch([0, 4999], range: .signed)
+        XCTAssertEqual(b.shape, [2, 32, 32, 3])
+        XCTAssertTrue(b.scalars.allSatisfy { $0 >= -1 && $0 <= 1 })
+    }
+
     func testBatchSamplerDeterministicAndResumable() throws {
         var a = try BatchSampler(count: 10, batchSize: 3, seed: 42)
         var b = try BatchSampler(count: 10, batchSize: 3, seed: 42)

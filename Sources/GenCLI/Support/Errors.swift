@@ -34,7 +34,7 @@ func describe(_ error: Error) -> String {
 /// 2 for input errors, 1 for run failures.
 func exitCode(for error: Error) -> Int32 {
     switch error {
-    case is TextError, is CheckpointError, is OptimizerError: return 2
+    case is TextError, is CheckpointError, is OptimizerError, is ImageError, is DatasetError: return 2
     case let e as StudioError:
         switch e {
         case .invalidOption, .incompatibleCheckpoint: return 2

@@ -4,6 +4,7 @@ import GenTensor
 
 /// Element types of the IDX format (the byte after the two zero bytes of the magic number).
 public enum IDXType: UInt8, Sendable {
+    /// The six IDX element types (codes 0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E).
     case uint8 = 0x08, int8 = 0x09, int16 = 0x0B, int32 = 0x0C, float32 = 0x0D, float64 = 0x0E
 
     /// Bytes per element.

@@ -62,7 +62,8 @@ public enum DatasetError: Error, Equatable, Sendable, LocalizedError, CustomStri
 ///   so is every file whose extension is not an image extension (`png`, `jpg`, `jpeg`, `jpe`,
 ///   `jfif`, and `gif`, `bmp`, `webp`, `tif`, `tiff`, which are reported as unsupported rather
 ///   than silently skipped). Order: sorted paths.
-/// - Checking: every file is fully decoded before training starts (in parallel). Bad files
+/// - Checking: every file is fully decoded before training starts (in parallel on
+///   `Threads.count` threads). Bad files
 ///   (truncated, corrupt, wrong format, too large) are all reported at once in
 ///   ``DatasetError/invalidFiles(_:)``, or, with `skipInvalid`, dropped with one warning each.
 /// - Conversion rule: decode with the requested channels (gray copied to RGB, RGB to luma,
@@ -132,16 +133,19 @@ public final class ImageFolderDataset {
         samples.withUnsafeMutableBufferPointer { sbuf in
             problems.withUnsafeMutableBufferPointer { pbuf in
                 let sbase = useCache ? sbuf.baseAddress : nil, pbase = pbuf.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: n) { i in
-                    do {
-                        let im = try ImageFolderDataset.loadSample(candidates[i], size: size, options: opts)
-                        if let sb = sbase {
-                            im.pixels.withUnsafeBufferPointer { (sb + i * per).update(from: $0.baseAddress!, count: per) }
+                // One image is heavy work: split across Threads.count (the --threads setting).
+                parallelFor(n, cost: parallelThreshold) { range in
+                    for i in range {
+                        do {
+                            let im = try ImageFolderDataset.loadSample(candidates[i], size: size, options: opts)
+                            if let sb = sbase {
+                                im.pixels.withUnsafeBufferPointer { (sb + i * per).update(from: $0.baseAddress!, count: per) }
+                            }
+                        } catch let e as ImageError {
+                            pbase[i] = e.reason
+                        } catch {
+                            pbase[i] = "\(error)"
                         }
-                    } catch let e as ImageError {
-                        pbase[i] = e.reason
-                    } catch {
-                        pbase[i] = "\(error)"
                     }
                 }
             }
@@ -236,17 +240,19 @@ public final class ImageFolderDataset {
             let base = dst.baseAddress!
             errors.withUnsafeMutableBufferPointer { ebuf in
                 let eb = ebuf.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: indices.count) { j in
-                    do {
-                        let im = try ImageFolderDataset.loadSample(files[indices[j]], size: size, options: opts)
-                        im.pixels.withUnsafeBufferPointer { s in
-                            let d = base + j * per
-                            for k in 0..<per { d[k] = s[k] * scale + offset }
+                parallelFor(indices.count, cost: parallelThreshold) { range in
+                    for j in range {
+                        do {
+                            let im = try ImageFolderDataset.loadSample(files[indices[j]], size: size, options: opts)
+                            im.pixels.withUnsafeBufferPointer { s in
+                                let d = base + j * per
+                                for k in 0..<per { d[k] = s[k] * scale + offset }
+                            }
+                        } catch let e as ImageError {
+                            eb[j] = e
+                        } catch {
+                            eb[j] = .unreadable(path: files[indices[j]], reason: "\(error)")
                         }
-                    } catch let e as ImageError {
-                        eb[j] = e
-                    } catch {
-                        eb[j] = .unreadable(path: files[indices[j]], reason: "\(error)")
                     }
                 }
             }

@@ -2,10 +2,20 @@ import CImageCodecs
 import Foundation
 
 /// Container formats recognised by their magic bytes (never by the file extension).
+/// Only `png` and `jpeg` decode; the others are recognised to give a precise error.
 public enum ImageFormat: String, Sendable, Equatable, CaseIterable {
-    case png = "PNG", jpeg = "JPEG", gif = "GIF", bmp = "BMP", webp = "WebP", tiff = "TIFF"
-    case gzip = "gzip", jpeg2000 = "JPEG 2000", heif = "HEIF", avif = "AVIF", ico = "ICO"
-    case psd = "PSD", qoi = "QOI", pnm = "PNM", empty = "empty", unknown = "unknown"
+    /// Decoded formats.
+    case png = "PNG", jpeg = "JPEG"
+    /// Recognised but unsupported image formats.
+    case gif = "GIF", bmp = "BMP", webp = "WebP", tiff = "TIFF", jpeg2000 = "JPEG 2000", heif = "HEIF", avif = "AVIF"
+    /// Recognised but unsupported image formats (continued).
+    case ico = "ICO", psd = "PSD", qoi = "QOI", pnm = "PNM"
+    /// A gzip stream (not an image; IDX loaders decompress it).
+    case gzip = "gzip"
+    /// Zero bytes.
+    case empty = "empty"
+    /// None of the above.
+    case unknown = "unknown"
 
     init(code: Int32) {
         switch code {
@@ -38,7 +48,14 @@ public enum ImageFormat: String, Sendable, Equatable, CaseIterable {
 
 /// Colour model of the stored data.
 public enum ImageColorModel: String, Sendable, Equatable {
-    case gray, grayAlpha = "gray+alpha", rgb = "RGB", rgba = "RGBA", palette, ycbcr = "YCbCr", cmyk = "CMYK", ycck = "YCCK"
+    /// PNG colour types 0, 4, 2, 6 (gray, gray+alpha, RGB, RGBA); JPEG gray or RGB.
+    case gray, grayAlpha = "gray+alpha", rgb = "RGB", rgba = "RGBA"
+    /// PNG colour type 3 (indexed).
+    case palette
+    /// JPEG YCbCr (decoded to RGB).
+    case ycbcr = "YCbCr"
+    /// JPEG CMYK or YCCK (decoded to RGB; Adobe-inverted when an APP14 marker is present).
+    case cmyk = "CMYK", ycck = "YCCK"
 
     init(code: Int32) {
         switch UInt32(bitPattern: code) {

@@ -145,6 +145,11 @@ struct WindowSet {
 /// `log₂ e`: converts nats to bits.
 let bitsPerNat = 1 / Foundation.log(2.0)
 
+/// A training loss above this many bits per character means the run has diverged (a sane model
+/// starts near log₂ V ≤ 21 bits; 10⁶ bits needs logit gaps near 7·10⁵): training stops as for a
+/// non-finite loss.
+let maximumBitsPerCharacter = 1e6
+
 /// Checkpoint metadata keys for text runs.
 enum TextKeys {
     static let generator = "text"
@@ -420,7 +425,9 @@ public final class TextTrainer {
             let logits = model.logits(tokens: inputs, batch: chunk.count, training: true, rng: &state.rng)
             let loss = Tensor.softmaxCrossEntropy(logits: logits, labels: labels)
             let lossValue = Double(loss.scalar)
-            guard lossValue.isFinite else {
+            // A diverged run (e.g. an absurd learning rate) can keep a finite but astronomical loss
+            // (weights ~1e30, loss ~1e31 bits/char) forever: treat it as non-finite too.
+            guard lossValue.isFinite, lossValue * bitsPerNat <= maximumBitsPerCharacter else {
                 throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
             }
             loss.backward()

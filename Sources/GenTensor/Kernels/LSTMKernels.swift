@@ -9,7 +9,9 @@ import Foundation
 /// e^x on eight lanes (same polynomial and clamping as ``fastExp(_:)``).
 @inlinable @inline(__always)
 func fastExp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let xc = pointwiseMin(pointwiseMax(x, F8(repeating: -86.6)), F8(repeating: 88.72283))
+    let lo = F8(repeating: -86.6), hi = F8(repeating: 88.72283)
+    var xc = x.replacing(with: lo, where: x .< lo)
+    xc = xc.replacing(with: hi, where: xc .> hi)
     let k = (xc * 1.442_695_04).rounded(.toNearestOrEven)
     let r = xc - k * 0.693_359_375 + k * 2.121_944_40e-4
     var p = F8(repeating: 1.987_569_150_0e-4)
@@ -19,7 +21,8 @@ func fastExp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
     p = p * r + 1.666_666_545_9e-1
     p = p * r + 5.000_000_120_1e-1
     let y = p * r * r + r + 1
-    let bits = (SIMD8<Int32>(k, rounding: .towardZero) &+ 126) &<< 23
+    let biased = (k + 12_582_912) + 126
+    let bits = (unsafeBitCast(biased, to: SIMD8<Int32>.self) &- 0x4B40_0000) &<< 23
     return (y * unsafeBitCast(bits, to: F8.self)) * 2
 }
 
@@ -28,7 +31,9 @@ func fastSigmoid8(_ x: F8) -> F8 { 1 / (1 + fastExp8(-x)) }
 
 @inlinable @inline(__always)
 func fastTanh8(_ x: F8) -> F8 {
-    let a = pointwiseMin(x.replacing(with: -x, where: x .< 0), F8(repeating: 9))
+    let nine = F8(repeating: 9)
+    var a = x.replacing(with: -x, where: x .< 0)
+    a = a.replacing(with: nine, where: a .> nine)
     let e = fastExp8(-2 * a)
     let t = (1 - e) / (1 + e)
     return t.replacing(with: -t, where: x .< 0)

@@ -1,0 +1,255 @@
+import Foundation
+import XCTest
+@testable import GenStudio
+import GenNN
+import GenData
+import GenTensor
+
+final class TextTrainingTests: XCTestCase {
+    // MARK: Loss falls
+
+    /// A repetitive text over 8 symbols: the untrained model is near log2(8) = 3 bits/char; after
+    /// a few dozen steps it must be clearly below.
+    func testLossFallsOnRepetitiveText() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(String(repeating: "abcdefgh", count: 120), in: dir)
+        var c = tinyConfig(steps: 60)
+        c.units = 16
+        c.targets = .all
+        c.windowStride = 8
+        c.batchSize = 16
+        c.learningRate = 0.02
+        let trainer = try TextTrainer(corpus: corpus, config: c, resume: nil, output: dir.appendingPathComponent("run"),
+                                      arguments: [], progress: SilentProgress())
+        XCTAssertEqual(trainer.vocabulary.count, 8)
+        let initial = try XCTUnwrap(trainer.validationBitsPerCharacter())
+        XCTAssertEqual(initial, 3, accuracy: 0.5, "an untrained model should be near log2(V) bits/char")
+        let summary = try trainer.run()
+        let final = try XCTUnwrap(summary.validationBitsPerCharacter)
+        XCTAssertTrue(final.isFinite)
+        XCTAssertLessThan(final, 1.0, "validation loss did not fall: \(initial) → \(final) bits/char")
+        XCTAssertEqual(summary.steps, 60)
+        // The run folder has what the README promises.
+        let files = listing(dir.appendingPathComponent("run"))
+        XCTAssertTrue(files.contains("checkpoint.safetensors"), "\(files)")
+        XCTAssertTrue(files.contains("metrics.csv"), "\(files)")
+        XCTAssertTrue(files.contains("run.json"), "\(files)")
+        XCTAssertTrue(files.contains { $0.hasPrefix("samples/final-step-60") }, "\(files)")
+        XCTAssertFalse(files.contains { $0.contains(".tmp") || $0.hasPrefix(".") }, "leftover temporary files: \(files)")
+    }
+
+    // MARK: Determinism
+
+    func testSameSeedSameWeightsAndSamplesDifferentSeedDiffers() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 500), in: dir)
+        var c = tinyConfig(steps: 12)
+        c.layers = 2
+        c.dropout = 0.2
+        let a = try trainRun(corpus: corpus, config: c, output: dir.appendingPathComponent("a"))
+        let b = try trainRun(corpus: corpus, config: c, output: dir.appendingPathComponent("b"))
+        c.seed = 2
+        let d = try trainRun(corpus: corpus, config: c, output: dir.appendingPathComponent("d"))
+        let wa = try checkpointBits(a.checkpoint), wb = try checkpointBits(b.checkpoint), wd = try checkpointBits(d.checkpoint)
+        XCTAssertEqual(Set(wa.keys), Set(wb.keys))
+        for (name, bits) in wa { XCTAssertEqual(bits, wb[name], "tensor \(name) differs between two runs with the same seed") }
+        XCTAssertNotEqual(wa["dense/kernel"], wd["dense/kernel"], "a different seed gave the same weights")
+        XCTAssertEqual(a.samples.map(\.text), b.samples.map(\.text), "same seed, different samples")
+        XCTAssertNotEqual(a.samples.map(\.text), d.samples.map(\.text), "different seeds, same samples")
+        let sa = try String(contentsOf: a.folder.appendingPathComponent("samples/final-step-12.txt"), encoding: .utf8)
+        let sb = try String(contentsOf: b.folder.appendingPathComponent("samples/final-step-12.txt"), encoding: .utf8)
+        XCTAssertEqual(sa, sb)
+    }
+
+    // MARK: Exact resume
+
+    struct ResumeVariant {
+        var name: String
+        var targets: TextTargets
+        var layers: Int
+        var dropout: Float
+        var optimizer: String
+        var stride: Int
+        var batch: Int
+        var total: Int
+        var firstLeg: Int
+    }
+
+    /// Trains `total` steps in one session and `firstLeg` + resume + the rest in two; every tensor
+    /// (weights and optimizer moments) of the final checkpoints must be bit-identical.
+    func checkExactResume(_ v: ResumeVariant) throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 420, seed: 11), in: dir)
+        var c = tinyConfig(steps: v.total)
+        c.targets = v.targets
+        c.layers = v.layers
+        c.dropout = v.dropout
+        c.optimizer = v.optimizer
+        c.windowStride = v.stride
+        c.batchSize = v.batch
+        c.sampleLength = 10
+        c.seed = 42
+
+        let whole = try trainRun(corpus: corpus, config: c, output: dir.appendingPathComponent("whole"))
+        XCTAssertEqual(whole.steps, v.total)
+
+        var first = c
+        first.steps = v.firstLeg
+        let part = dir.appendingPathComponent("parts")
+        let leg1 = try trainRun(corpus: corpus, config: first, output: part)
+        // The resume point must be inside an epoch, so that the data position matters.
+        let ckpt1 = try Checkpoint.load(from: leg1.checkpoint, expectingGenerator: "text")
+        let st1 = try XCTUnwrap(ckpt1.metadataIfPresent(TextTrainingState.self, forKey: "state"))
+        XCTAssertEqual(st1.step, v.firstLeg)
+        XCTAssertGreaterThan(st1.batchInEpoch, 0, "\(v.name): the resume point is at an epoch boundary; pick another split")
+
+        // Resume with a different seed and options on the command line: the checkpoint's win.
+        var second = tinyConfig(steps: v.total, seed: 999)
+        second.sampleLength = 10
+        let leg2 = try trainRun(corpus: corpus, config: second, resume: leg1.checkpoint, output: nil)
+        XCTAssertEqual(leg2.steps, v.total)
+        XCTAssertEqual(leg2.folder.standardizedFileURL.path, part.standardizedFileURL.path)
+
+        let a = try checkpointBits(whole.checkpoint), b = try checkpointBits(leg2.checkpoint)
+        XCTAssertEqual(Set(a.keys), Set(b.keys), "\(v.name): tensor names differ")
+        XCTAssertTrue(a.keys.contains { $0.hasPrefix("optimizer/") }, "\(v.name): no optimizer state saved")
+        for name in a.keys.sorted() {
+            XCTAssertEqual(a[name], b[name], "\(v.name): tensor \(name) differs after resume")
+        }
+        let sa = try Checkpoint.load(from: whole.checkpoint).metadataIfPresent(TextTrainingState.self, forKey: "state")
+        let sb = try Checkpoint.load(from: leg2.checkpoint).metadataIfPresent(TextTrainingState.self, forKey: "state")
+        XCTAssertEqual(sa?.step, sb?.step)
+        XCTAssertEqual(sa?.epoch, sb?.epoch)
+        XCTAssertEqual(sa?.batchInEpoch, sb?.batchInEpoch)
+        XCTAssertEqual(sa?.rng, sb?.rng, "\(v.name): random state differs after resume")
+        XCTAssertEqual(whole.samples.map(\.text), leg2.samples.map(\.text), "\(v.name): final samples differ")
+    }
+
+    func testExactResumeTargetsLastOneLayer() throws {
+        // 420 chars, 10% validation → 378 training tokens, (378-9)/3+1 = 124 windows, batch 8 → 15 steps/epoch.
+        try checkExactResume(ResumeVariant(name: "last/1 layer", targets: .last, layers: 1, dropout: 0, optimizer: "rmsprop",
+                                           stride: 3, batch: 8, total: 22, firstLeg: 11))
+    }
+
+    func testExactResumeTargetsLastTwoLayersDropoutAdam() throws {
+        try checkExactResume(ResumeVariant(name: "last/2 layers/dropout/adam", targets: .last, layers: 2, dropout: 0.3,
+                                           optimizer: "adam", stride: 3, batch: 8, total: 22, firstLeg: 9))
+    }
+
+    func testExactResumeTargetsAllTwoLayersDropout() throws {
+        // stride 8: (378-9)/8+1 = 47 windows, batch 4 → 11 steps/epoch; 7 is mid-epoch, 16 crosses an epoch end.
+        try checkExactResume(ResumeVariant(name: "all/2 layers/dropout", targets: .all, layers: 2, dropout: 0.25,
+                                           optimizer: "rmsprop", stride: 8, batch: 4, total: 16, firstLeg: 7))
+    }
+
+    func testExactResumeWithSGDAfterAnEpochEnd() throws {
+        // Resume point in the second epoch (11 steps/epoch, resume at 14).
+        try checkExactResume(ResumeVariant(name: "all/sgd/second epoch", targets: .all, layers: 2, dropout: 0.1,
+                                           optimizer: "sgd", stride: 8, batch: 4, total: 20, firstLeg: 14))
+    }
+
+    // MARK: Non-finite loss
+
+    /// An absurd learning rate must stop training with `nonFiniteLoss`, keep the last good
+    /// checkpoint byte for byte, and never write a sample with NaN in it.
+    func checkNonFinite(optimizer: String, learningRate: Float) throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 400), in: dir)
+        let out = dir.appendingPathComponent("run")
+        // A good checkpoint first.
+        var good = tinyConfig(steps: 3)
+        good.optimizer = optimizer
+        let first = try trainRun(corpus: corpus, config: good, output: out)
+        let before = try XCTUnwrap(fileBytes(first.checkpoint))
+        let samplesBefore = listing(out.appendingPathComponent("samples"))
+
+        // Continue from it with the absurd rate: a fresh run into the same folder (the resumed one
+        // keeps the checkpoint's learning rate), checkpointing every step.
+        var bad = tinyConfig(steps: 50)
+        bad.optimizer = optimizer
+        bad.learningRate = learningRate
+        bad.checkpointEvery = 1
+        let trainer = try TextTrainer(corpus: corpus, config: bad, resume: nil, output: dir.appendingPathComponent("bad"),
+                                      arguments: [], progress: SilentProgress())
+        var thrown: Error?
+        XCTAssertThrowsError(try trainer.run()) { thrown = $0 }
+        guard case .some(StudioError.nonFiniteLoss(let step, _)) = thrown else {
+            return XCTFail("\(optimizer) lr \(learningRate): expected StudioError.nonFiniteLoss, got \(String(describing: thrown))")
+        }
+        XCTAssertGreaterThanOrEqual(step, 1)
+        // Whatever checkpoints the bad run wrote hold only finite values (written before the failing step).
+        let badCkpt = dir.appendingPathComponent("bad/checkpoint.safetensors")
+        if FileManager.default.fileExists(atPath: badCkpt.path) {
+            for (name, bits) in try checkpointBits(badCkpt) {
+                XCTAssertTrue(bits.allSatisfy { Float(bitPattern: $0).isFinite }, "checkpoint tensor \(name) holds non-finite values")
+            }
+        }
+        for f in listing(dir.appendingPathComponent("bad")) where f.hasPrefix("samples/") && f.hasSuffix(".txt") {
+            let s = try String(contentsOf: dir.appendingPathComponent("bad/" + f), encoding: .utf8)
+            XCTAssertFalse(s.contains("nan") || s.contains("NaN"), "sample \(f) mentions NaN")
+        }
+        XCTAssertEqual(fileBytes(first.checkpoint), before, "the good checkpoint changed")
+        XCTAssertEqual(listing(out.appendingPathComponent("samples")), samplesBefore)
+
+        // Resuming the good checkpoint with an absurd rate is impossible (the stored rate wins), so
+        // also drive the failure inside the same folder: the good checkpoint must stay as it was.
+        var sameFolder = bad
+        sameFolder.checkpointEvery = nil
+        let t2 = try TextTrainer(corpus: corpus, config: sameFolder, resume: nil, output: out, arguments: [], progress: SilentProgress())
+        XCTAssertThrowsError(try t2.run()) { e in
+            guard case StudioError.nonFiniteLoss = e else { return XCTFail("expected nonFiniteLoss, got \(e)") }
+        }
+        XCTAssertEqual(fnv1a(fileBytes(first.checkpoint) ?? Data()), fnv1a(before), "the last good checkpoint was overwritten")
+        XCTAssertEqual(listing(out.appendingPathComponent("samples")), samplesBefore, "samples were written for a failed run")
+    }
+
+    func testNonFiniteLossRMSprop() throws { try checkNonFinite(optimizer: "rmsprop", learningRate: 1e30) }
+    func testNonFiniteLossSGD() throws { try checkNonFinite(optimizer: "sgd", learningRate: 1e30) }
+    func testNonFiniteLossAdam() throws { try checkNonFinite(optimizer: "adam", learningRate: 1e30) }
+
+    // MARK: Options
+
+    func testInvalidConfigurationsThrowBeforeWriting() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 300), in: dir)
+        let out = dir.appendingPathComponent("out")
+        var bad: [TextTrainingConfig] = []
+        var c = tinyConfig(); c.dropout = 1; bad.append(c)
+        c = tinyConfig(); c.batchSize = 0; bad.append(c)
+        c = tinyConfig(); c.optimizer = "adagrad"; bad.append(c)
+        c = tinyConfig(); c.learningRate = -1; bad.append(c)
+        c = tinyConfig(); c.validationSplit = 0.9; bad.append(c)
+        c = tinyConfig(); c.sampleTemperatures = [-1]; bad.append(c)
+        for config in bad {
+            XCTAssertThrowsError(try TextTrainer(corpus: corpus, config: config, resume: nil, output: out,
+                                                 arguments: [], progress: SilentProgress())) { e in
+                guard case StudioError.invalidOption = e else { return XCTFail("expected invalidOption, got \(e)") }
+            }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+    }
+
+    func testTooShortCorpusIsACleanError() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus("abcde", in: dir)
+        let out = dir.appendingPathComponent("out")
+        XCTAssertThrowsError(try TextTrainer(corpus: corpus, config: tinyConfig(), resume: nil, output: out,
+                                             arguments: [], progress: SilentProgress())) { e in
+            guard case TextError.tooShort = e else { return XCTFail("expected tooShort, got \(e)") }
+            XCTAssertTrue("\(e)".contains(corpus.path))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+    }
+
+    func testOutputThatIsAFileIsACleanError() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 300), in: dir)
+        let file = dir.appendingPathComponent("taken")
+        try Data("x".utf8).write(to: file)
+        XCTAssertThrowsError(try TextTrainer(corpus: corpus, config: tinyConfig(), resume: nil, output: file,
+                                             arguments: [], progress: SilentProgress())) { e in
+            guard case StudioError.cannotCreateFolder = e else { return XCTFail("expected cannotCreateFolder, got \(e)") }
+        }
+        XCTAssertEqual(fileBytes(file), Data("x".utf8))
+    }
+}
