@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import GenStudio
 
 /// The root command: `gen <generator> [action] [arguments] [options]`.
@@ -9,4 +10,36 @@ public struct GenCommand: ParsableCommand {
         subcommands: [TextCommand.self, ImageCommand.self, BenchCommand.self]
     )
     public init() {}
+
+    /// gen's exit code for an error: ArgumentParser's usage and validation errors (its
+    /// `validationFailure`, EX_USAGE = 64 on Linux) become 2, gen's code for bad arguments or input;
+    /// `ExitCode`s thrown by commands (1 or 2, see `reportingErrors`) pass through.
+    public static func exitCode(for error: Error) -> ExitCode {
+        let code = argumentParserExitCode(Self.self, error)
+        return code == .validationFailure ? ExitCode(2) : code
+    }
+
+    /// Parses and runs a command, exiting with ``exitCode(for:)`` on error (ArgumentParser's own
+    /// `main` would exit with 64 for bad arguments).
+    public static func main(_ arguments: [String]? = nil) -> Never {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            Foundation.exit(0)
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                if code == .success {
+                    print(message)
+                } else {
+                    FileHandle.standardError.write(Data((message + "\n").utf8))
+                }
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
+
+/// ArgumentParser's exit code for `error` (the protocol extension, not ``GenCommand/exitCode(for:)``).
+private func argumentParserExitCode<C: ParsableCommand>(_: C.Type, _ error: Error) -> ExitCode { C.exitCode(for: error) }

@@ -133,11 +133,11 @@ public struct TextSample: ParsableCommand {
 
     @Option(help: "Checkpoint written by 'gen text train'.") public var checkpoint: String
     @Option(help: "Characters to generate after the prime.") public var length: Int = 500
-    @Option(parsing: .singleValue, help: "Softmax temperature ≥ 0 (repeat or comma-separate for several; 0 = greedy).")
+    @Option(parsing: .unconditionalSingleValue, help: "Softmax temperature ≥ 0 (repeat or comma-separate for several; 0 = greedy).")
     public var temperature: [String] = ["0.5"]
     @Option(help: "Sample only among the k most likely characters (0 = off).") public var topK: Int = 0
     @Option(help: "Nucleus sampling: smallest set of characters with total probability ≥ p, in (0, 1].") public var topP: Float = 1
-    @Option(help: "Text to start from (default: a newline).") public var prime: String?
+    @Option(help: "Text to start from (default: a newline, or a symbol of the vocabulary when it has none).") public var prime: String?
     @Option(help: "Read the prime text from a UTF-8 file.") public var primeFile: String?
     @Flag(help: "Drop prime characters missing from the vocabulary instead of failing.") public var skipUnknown = false
     @Option(help: "Samples per temperature.") public var count: Int = 1
@@ -172,7 +172,12 @@ public struct TextSample: ParsableCommand {
     public func run() throws {
         try reportingErrors {
             let (model, vocabulary) = try loadTextModel(from: URL(fileURLWithPath: checkpoint))
-            var normalised = try TextCorpus.decodeText(Data((prime ?? "\n").utf8), file: "--prime")
+            // Without a prime, start from a newline, or (for a corpus without one, e.g. case26's
+            // single-symbol text) a space or the vocabulary's first symbol.
+            let defaultScalar: Unicode.Scalar = (["\n", " "] as [Unicode.Scalar]).first { vocabulary.contains($0) }
+                ?? vocabulary.scalars.first ?? "\n"
+            let defaultPrime = String(Character(defaultScalar))
+            var normalised = try TextCorpus.decodeText(Data((prime ?? defaultPrime).utf8), file: "--prime")
             if let primeFile {
                 let url = URL(fileURLWithPath: primeFile)
                 var isDir: ObjCBool = false

@@ -150,6 +150,20 @@ let bitsPerNat = 1 / Foundation.log(2.0)
 /// non-finite loss.
 let maximumBitsPerCharacter = 1e6
 
+/// Whether every element of `tensors` is finite (no NaN, no ±∞); an integer max over the exponent
+/// bits, so it vectorises.
+func allFinite(_ tensors: [Tensor]) -> Bool {
+    for t in tensors {
+        let n = t.count
+        var exponent: UInt32 = 0
+        t.storage.base.withMemoryRebound(to: UInt32.self, capacity: n) { u in
+            for j in 0..<n { exponent = max(exponent, u[j] & 0x7F80_0000) }
+        }
+        if exponent == 0x7F80_0000 { return false }
+    }
+    return true
+}
+
 /// Checkpoint metadata keys for text runs.
 enum TextKeys {
     static let generator = "text"
@@ -256,6 +270,9 @@ public final class TextTrainer {
             }
             guard t.shape == p.shape else {
                 throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
+            }
+            guard allFinite([t]) else {
+                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) holds non-finite values")
             }
             p.assign(t)
         }
@@ -432,14 +449,18 @@ public final class TextTrainer {
             }
             loss.backward()
             if let c = config.clipValue { clipGradients(params, byValue: c) }
-            if let c = config.clipNorm {
-                let norm = clipGradients(params, byGlobalNorm: c)
-                guard norm.isFinite else {
-                    throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
-                }
+            // A non-finite gradient would poison the weights (and the next checkpoint): stop first.
+            let norm = config.clipNorm.map { clipGradients(params, byGlobalNorm: $0) } ?? globalGradientNorm(params)
+            guard norm.isFinite else {
+                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
             }
             optimizer.update(params)
             for p in params { p.zeroGrad() }
+            // An update can overflow the weights to ±∞ although its own loss was finite: never
+            // checkpoint or sample from such weights.
+            guard allFinite(params) else {
+                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+            }
 
             state.step += 1
             state.batchInEpoch += 1
