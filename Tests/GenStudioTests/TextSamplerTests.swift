@@ -84,7 +84,13 @@ final class TextSamplerTests: XCTestCase {
         XCTAssertTrue(sampler.logits.allSatisfy(\.isFinite))
         XCTAssertEqual(cold, greedy, "T=0.01 should be practically greedy")
         // Extreme temperatures stay finite too.
-        for t: Float in [1e-30, 1e-6, 100, 1e30] {
+        // Temperatures whose reciprocal overflows (denormal T) must still be (practically) greedy.
+        for t: Float in [1e-38, 1e-40, 1e-45, .leastNonzeroMagnitude] {
+            var rr = RandomGenerator(seed: 5)
+            let out = sampler.generate(prime: prime(), length: 80, options: SamplingOptions(temperature: t), using: &rr)
+            XCTAssertEqual(out, greedy, "T=\(t) is not greedy")
+        }
+        for t: Float in [1e-30, 1e-6, 100, 1e30, .greatestFiniteMagnitude] {
             var rr = RandomGenerator(seed: 5)
             let out = sampler.generate(prime: prime(), length: 30, options: SamplingOptions(temperature: t), using: &rr)
             XCTAssertEqual(out.count, 30)

@@ -112,7 +112,8 @@ public final class TextSampler {
     /// Draws the next token from the current logits.
     public func draw(_ options: SamplingOptions, using rng: inout RandomGenerator) -> Int32 {
         let v = config.vocabularySize
-        if options.temperature == 0 || v == 1 {
+        // T = 0, or a T so small that 1/T overflows (0·∞ would be NaN below): greedy.
+        if options.temperature == 0 || v == 1 || !(1 / options.temperature).isFinite {
             var best = 0
             for j in 1..<max(v, 1) where logits[j] > logits[best] { best = j }
             return Int32(best)

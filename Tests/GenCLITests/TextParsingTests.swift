@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import XCTest
+@testable import GenCLI
+import GenStudio
+import GenData
+import GenNN
+
+final class TextParsingTests: XCTestCase {
+    func parse(_ args: [String]) throws -> ParsableCommand { try GenCommand.parseAsRoot(args) }
+
+    func testParseTrainWithOptions() throws {
+        let cmd = try parse(["text", "train", "--corpus", "in.txt", "--steps", "5", "--units", "8", "--seq-length", "8",
+                             "--batch-size", "4", "--output", "out", "--layers", "2", "--dropout", "0.25", "--targets", "all",
+                             "--optimizer", "Adam", "--learning-rate", "0.002", "--clip-norm", "5", "--validation-split", "0.2",
+                             "--seed", "7", "--threads", "1", "--checkpoint-every", "3", "--evaluate-every", "2",
+                             "--sample-length", "33", "--quiet", "--time-limit", "1.5", "--epochs", "4"])
+        let train = try XCTUnwrap(cmd as? TextTrain)
+        XCTAssertEqual(train.corpus, "in.txt")
+        XCTAssertEqual(train.common.output, "out")
+        XCTAssertTrue(train.common.quiet)
+        XCTAssertEqual(train.common.threads, 1)
+        let c = train.makeConfig()
+        XCTAssertEqual(c.steps, 5)
+        XCTAssertEqual(c.epochs, 4)
+        XCTAssertEqual(c.timeLimitMinutes, 1.5)
+        XCTAssertEqual(c.units, 8)
+        XCTAssertEqual(c.layers, 2)
+        XCTAssertEqual(c.dropout, 0.25)
+        XCTAssertEqual(c.sequenceLength, 8)
+        XCTAssertEqual(c.targets, .all)
+        XCTAssertEqual(c.windowStride, 8, "--targets all defaults the window step to the sequence length")
+        XCTAssertEqual(c.batchSize, 4)
+        XCTAssertEqual(c.optimizer, "adam")
+        XCTAssertEqual(c.learningRate, 0.002)
+        XCTAssertEqual(c.clipNorm, 5)
+        XCTAssertEqual(c.validationSplit, 0.2)
+        XCTAssertEqual(c.seed, 7)
+        XCTAssertEqual(c.checkpointEvery, 3)
+        XCTAssertEqual(c.evaluateEvery, 2)
+        XCTAssertEqual(c.sampleLength, 33)
+        XCTAssertNoThrow(try c.validate())
+    }
+
+    func testTrainDefaultsAreTheBooks() throws {
+        let train = try XCTUnwrap(try parse(["text", "train", "--corpus", "in.txt"]) as? TextTrain)
+        let c = train.makeConfig()
+        XCTAssertEqual(c.epochs, 60, "no stopping criterion: the book's 60 epochs")
+        XCTAssertEqual(c.units, 128)
+        XCTAssertEqual(c.layers, 1)
+        XCTAssertEqual(c.sequenceLength, 60)
+        XCTAssertEqual(c.windowStride, 3)
+        XCTAssertEqual(c.targets, .last)
+        XCTAssertEqual(c.batchSize, 128)
+        XCTAssertEqual(c.learningRate, 0.01)
+        XCTAssertEqual(c.optimizer, "rmsprop")
+        XCTAssertEqual(c.seed, 1)
+        XCTAssertNil(train.training.resume)
+        let resumed = try XCTUnwrap(try parse(["text", "train", "--corpus", "in.txt", "--resume", "ck.safetensors", "--steps", "9"]) as? TextTrain)
+        XCTAssertEqual(resumed.training.resume, "ck.safetensors")
+        XCTAssertNil(resumed.makeConfig().epochs)
+    }
+
+    func testParseSample() throws {
+        let cmd = try parse(["text", "sample", "--checkpoint", "ck.safetensors", "--length", "50", "--temperature", "0.2,0.5",
+                             "--temperature", "1", "--top-k", "3", "--top-p", "0.9", "--prime", "ROMEO:", "--count", "2",
+                             "--seed", "5", "--raw", "--skip-unknown"])
+        let s = try XCTUnwrap(cmd as? TextSample)
+        XCTAssertEqual(s.checkpoint, "ck.safetensors")
+        XCTAssertEqual(s.length, 50)
+        XCTAssertEqual(try s.temperatures(), [0.2, 0.5, 1])
+        XCTAssertEqual(s.topK, 3)
+        XCTAssertEqual(s.topP, 0.9)
+        XCTAssertEqual(s.prime, "ROMEO:")
+        XCTAssertEqual(s.count, 2)
+        XCTAssertEqual(s.seed, 5)
+        XCTAssertTrue(s.raw)
+        XCTAssertTrue(s.skipUnknown)
+        let d = try XCTUnwrap(try parse(["text", "sample", "--checkpoint", "c"]) as? TextSample)
+        XCTAssertEqual(try d.temperatures(), [0.5])
+        XCTAssertEqual(d.length, 500)
+        XCTAssertEqual(d.topK, 0)
+        XCTAssertEqual(d.topP, 1)
+        XCTAssertFalse(d.raw)
+        // Greedy is allowed.
+        XCTAssertEqual(try XCTUnwrap(try parse(["text", "sample", "--checkpoint", "c", "--temperature", "0"]) as? TextSample).temperatures(), [0])
+    }
+
+    /// Every out-of-range option throws at parse time and maps to exit code 2 with a message that
+    /// names the option.
+    func testValidationErrorsExitWithTwo() {
+        let cases: [([String], String)] = [
+            (["text", "sample", "--checkpoint", "c", "--temperature", "-1"], "--temperature"),
+            (["text", "sample", "--checkpoint", "c", "--temperature=-0.5"], "--temperature"),
+            (["text", "sample", "--checkpoint", "c", "--temperature", "0.5,-2"], "--temperature"),
+            (["text", "sample", "--checkpoint", "c", "--temperature", "hot"], "--temperature"),
+            (["text", "sample", "--checkpoint", "c", "--temperature", "nan"], "--temperature"),
+            (["text", "sample", "--checkpoint", "c", "--top-p", "0"], "--top-p"),
+            (["text", "sample", "--checkpoint", "c", "--top-p", "1.5"], "--top-p"),
+            (["text", "sample", "--checkpoint", "c", "--top-k", "-1"], "--top-k"),
+            (["text", "sample", "--checkpoint", "c", "--length", "-5"], "--length"),
+            (["text", "sample", "--checkpoint", "c", "--count", "0"], "--count"),
+            (["text", "sample", "--checkpoint", "c", "--prime", "a", "--prime-file", "p.txt"], "--prime"),
+            (["text", "sample"], "--checkpoint"),
+            (["text", "train", "--corpus", "x", "--batch-size", "0"], "--batch-size"),
+            (["text", "train", "--corpus", "x", "--dropout", "1"], "--dropout"),
+            (["text", "train", "--corpus", "x", "--dropout", "-0.1"], "--dropout"),
+            (["text", "train", "--corpus", "x", "--optimizer", "adagrad"], "--optimizer"),
+            (["text", "train", "--corpus", "x", "--targets", "some"], "--targets"),
+            (["text", "train", "--corpus", "x", "--units", "0"], "--units"),
+            (["text", "train", "--corpus", "x", "--layers", "0"], "--layers"),
+            (["text", "train", "--corpus", "x", "--seq-length", "0"], "--seq-length"),
+            (["text", "train", "--corpus", "x", "--learning-rate", "0"], "--learning-rate"),
+            (["text", "train", "--corpus", "x", "--learning-rate", "inf"], "--learning-rate"),
+            (["text", "train", "--corpus", "x", "--validation-split", "0.6"], "--validation-split"),
+            (["text", "train", "--corpus", "x", "--steps", "0"], "--steps"),
+            (["text", "train", "--corpus", "x", "--epochs", "0"], "--epochs"),
+            (["text", "train", "--corpus", "x", "--time-limit", "0"], "--time-limit"),
+            (["text", "train", "--corpus", "x", "--threads", "0"], "--threads"),
+            (["text", "train", "--corpus", "x", "--clip-norm", "-1"], "--clip-norm"),
+            (["text", "train", "--corpus", "x", "--window-step", "0"], "--window-step"),
+            (["text", "train", "--corpus", "x", "--units", "many"], "--units"),
+            (["text", "train", "--corpus", "x", "--no-such-option"], "--no-such-option"),
+            (["text", "train"], "--corpus"),
+            (["text", "dance"], "dance"),
+        ]
+        for (args, option) in cases {
+            XCTAssertThrowsError(try GenCommand.parseAsRoot(args), "\(args) parsed") { e in
+                XCTAssertEqual(GenCommand.exitCode(for: e), ExitCode(2), "\(args): exit code")
+                let message = GenCommand.message(for: e)
+                XCTAssertTrue(message.contains(option), "\(args): message '\(message)' does not name \(option)")
+            }
+        }
+    }
+
+    func testHelpIsSuccessAndErrorsKeepTheirCodes() {
+        XCTAssertEqual(GenCommand.exitCode(for: CleanExit.helpRequest(TextTrain.self)), .success)
+        XCTAssertTrue(GenCommand.fullMessage(for: CleanExit.helpRequest(TextTrain.self)).contains("--corpus"))
+        XCTAssertEqual(GenCommand.exitCode(for: ExitCode(1)), ExitCode(1))
+        XCTAssertEqual(GenCommand.exitCode(for: ExitCode(2)), ExitCode(2))
+    }
+
+    /// gen's mapping of its own errors: input errors 2, run failures 1.
+    func testErrorExitCodes() {
+        XCTAssertEqual(GenCLI.exitCode(for: TextError.empty(file: "x")), 2)
+        XCTAssertEqual(GenCLI.exitCode(for: TextError.invalidUTF8(file: "x", byteOffset: 3)), 2)
+        XCTAssertEqual(GenCLI.exitCode(for: CheckpointError(file: "c", kind: .empty)), 2)
+        XCTAssertEqual(GenCLI.exitCode(for: StudioError.invalidOption("--x")), 2)
+        XCTAssertEqual(GenCLI.exitCode(for: StudioError.incompatibleCheckpoint(path: "c", reason: "r")), 2)
+        XCTAssertEqual(GenCLI.exitCode(for: StudioError.nonFiniteLoss(step: 3, lastCheckpoint: nil)), 1)
+        XCTAssertEqual(GenCLI.exitCode(for: StudioError.cannotCreateFolder(path: "p", reason: "r")), 1)
+    }
+}
