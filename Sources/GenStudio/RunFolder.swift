@@ -6,6 +6,8 @@ import GenTensor
 public struct RunFolder {
     /// The run's folder.
     public let url: URL
+    /// Whether this run created the folder (it is removed again if the run fails before writing anything).
+    public let created: Bool
 
     /// Uses `explicit` when given, else `outputs/<generator>/<YYYYMMDD-HHMMSS>` under the current
     /// directory. Creates the folder.
@@ -21,6 +23,7 @@ public struct RunFolder {
             url = URL(fileURLWithPath: "outputs").appendingPathComponent(generator).appendingPathComponent(f.string(from: now))
         }
         var isDir: ObjCBool = false
+        var created = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
             guard isDir.boolValue else {
                 throw StudioError.cannotCreateFolder(path: url.path, reason: "a file with that name exists")
@@ -28,13 +31,29 @@ public struct RunFolder {
         } else {
             do {
                 try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+                created = true
             } catch {
                 throw StudioError.cannotCreateFolder(path: url.path, reason: (error as NSError).localizedDescription)
             }
         }
+        self.created = created
         guard FileManager.default.isWritableFile(atPath: url.path) else {
             throw StudioError.cannotCreateFolder(path: url.path, reason: "folder is not writable")
         }
+    }
+
+    /// After a failed run: removes the folder if this run created it and nothing was written in it;
+    /// otherwise records the failure in `run.json` (best effort: the original error matters more).
+    public func recordFailure(_ error: Error, record: RunRecord) {
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        if created && contents.isEmpty {
+            try? FileManager.default.removeItem(at: url)
+            return
+        }
+        var r = record
+        r.finished = ISO8601DateFormatter().string(from: Date())
+        r.outcome = "failed: \(error)"
+        try? writeRecord(r)
     }
 
     /// A file inside the run folder.

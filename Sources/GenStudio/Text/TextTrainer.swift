@@ -375,6 +375,15 @@ public final class TextTrainer {
     /// - Throws: ``StudioError/nonFiniteLoss(step:lastCheckpoint:)`` (no checkpoint is written for that
     ///   step), and file-writing errors.
     public func run(shouldStop: () -> Bool = { false }) throws -> TextTrainingSummary {
+        do {
+            return try runTraining(shouldStop: shouldStop)
+        } catch {
+            folder.recordFailure(error, record: record)
+            throw error
+        }
+    }
+
+    func runTraining(shouldStop: () -> Bool) throws -> TextTrainingSummary {
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let windows = train.starts.count
