@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         .systemLibrary(
@@ -26,7 +27,10 @@ let package = Package(
             dependencies: ["COpenBLAS"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
-        .target(name: "GenNN", dependencies: ["GenTensor"]),
+        .target(name: "GenNN", dependencies: [
+            "GenTensor",
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
         .target(name: "GenData", dependencies: ["GenTensor", "CImageCodecs"]),
         .target(name: "GenStudio", dependencies: ["GenNN", "GenData"]),
         .target(name: "GenCLI", dependencies: [

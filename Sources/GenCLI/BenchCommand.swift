@@ -8,23 +8,35 @@ public struct BenchCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time gen on the reference workloads (compare with ../shared/bench/run.sh in the same session).",
-        discussion: "Workloads: text (charlstm_train and charlstm_gen). Prints one 'RESULT {json}' line per measurement."
+        discussion: "Workloads: text (charlstm_train and charlstm_gen), vae (vae_train), dcgan. Prints one 'RESULT {json}' line per measurement."
     )
 
-    @Argument(help: "Workload: text.") public var workload: String
+    @Argument(help: "Workload: text, vae, dcgan.") public var workload: String
     @Option(help: "Threads for gen's kernels and OpenBLAS.") public var threads: Int = 2
     @Option(help: "Seconds of timed work per measurement.") public var budget: Double = 20
 
     public init() {}
 
     public func validate() throws {
-        guard ["text"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text)") }
+        guard ["text", "vae", "dcgan"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text, vae, dcgan)") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     public func run() throws {
         Threads.configure(threads)
         switch workload {
+        case "vae":
+            // One training step of the book's convolutional VAE at batch 128 (../shared/bench `vae`).
+            let t = VAEBenchmark.training(budget: budget)
+            emit(t, threads: threads, extra: ["ms_per_batch": String(format: "%.2f", t.medianSeconds * 1000)])
+        case "dcgan":
+            // One full GAN step of the book's DCGAN at batch 20 (../shared/bench `dcgan`).
+            let r = GANBenchmark.step(budget: max(budget, 30))
+            emit(r.result, threads: threads, extra: [
+                "steps_per_s": String(format: "%.4f", r.result.rate),
+                "ms_per_step": String(format: "%.1f", r.result.medianSeconds * 1000),
+                "gflop_per_call": String(format: "%.1f", GANBenchmark.flopsPerStep() / 1e9),
+                "eff_gflops": String(format: "%.1f", r.gflops)])
         default:
             let t = TextBenchmark.training(budget: budget)
             emit(t, threads: threads, extra: ["ms_per_batch": String(format: "%.2f", t.medianSeconds * 1000)])

@@ -35,6 +35,11 @@ func describe(_ error: Error) -> String {
 func exitCode(for error: Error) -> Int32 {
     switch error {
     case is TextError, is CheckpointError, is OptimizerError, is ImageError, is DatasetError: return 2
+    case let e as PretrainedError:
+        switch e.kind {
+        case .downloadFailed, .checksumMismatch: return 1
+        default: return 2
+        }
     case let e as StudioError:
         switch e {
         case .invalidOption, .incompatibleCheckpoint: return 2

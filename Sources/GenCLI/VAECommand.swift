@@ -1,0 +1,191 @@
+import ArgumentParser
+import Foundation
+import GenStudio
+import GenNN
+import GenData
+import GenTensor
+
+/// `gen vae`: the convolutional variational autoencoder (Kingma & Welling 2014; F. Chollet,
+/// *Deep Learning with Python*, 2nd ed. §12.4).
+public struct VAECommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "vae",
+        abstract: "Convolutional variational autoencoder: train on images, sample, interpolate, draw the latent manifold.",
+        subcommands: [VAETrain.self, VAESample.self]
+    )
+    public init() {}
+}
+
+/// `gen vae train [--data SOURCE]`.
+public struct VAETrain: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the book's convolutional VAE (default: Fashion-MNIST, latent dimension 2, Adam 1e-3, batch 128).",
+        discussion: """
+        Loss per image: binary cross-entropy summed over pixels + beta * KL(q(z|x) || N(0, I)); \
+        z = mean + exp(0.5 * log_var) * eps. After every epoch: the test set's negative ELBO in nats per \
+        image with its reconstruction and KL terms (metrics.csv), and pictures/epoch-NNN-*.png: test images \
+        above their reconstructions, samples from the prior, and for a 2-D latent space the manifold (decoded \
+        over the Gaussian's quantiles) and a scatter plot of the test set's latent means coloured by label. \
+        Writes checkpoint.safetensors and run.json; Ctrl-C stops cleanly with a checkpoint; --resume continues exactly.
+        """
+    )
+
+    @Option(help: "Images: a dataset name (fashion-mnist, mnist), an IDX images file or folder (plain or gzip), or an image folder (any format, mode and size). Default: Fashion-MNIST from /usr/share/datasets/fashion-mnist.")
+    public var data: String?
+    @Option(help: "Dimension of the latent space (book: 2).") public var latentDim: Int = 2
+    @Option(help: "Weight of the KL term (1 = the ELBO; other values give a beta-VAE).") public var beta: Float = 1
+    @Option(help: "Side length images are converted to (a multiple of 4).") public var imageSize: Int = 28
+    @Option(help: "Channels images are converted to: 1 (gray) or 3 (RGB).") public var channels: Int = 1
+    @Option(help: "Side of the latent manifold grid written after each epoch (2-D latent space only).") public var manifoldSize: Int = 15
+    @Flag(help: "Skip undecodable files of an image folder (with a warning) instead of failing.") public var skipInvalid = false
+
+    @OptionGroup public var training: TrainingOptions
+    @OptionGroup public var common: CommonOptions
+
+    public init() {}
+
+    public func validate() throws {
+        if latentDim < 1 { throw ValidationError("--latent-dim must be at least 1 (got \(latentDim))") }
+        if !(beta >= 0 && beta.isFinite) { throw ValidationError("--beta must be a finite number ≥ 0 (got \(beta))") }
+        if imageSize < 4 || imageSize % 4 != 0 || imageSize > 1024 {
+            throw ValidationError("--image-size must be a multiple of 4 in 4...1024 (got \(imageSize))")
+        }
+        if channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3 (got \(channels))") }
+        if manifoldSize < 2 || manifoldSize > 100 { throw ValidationError("--manifold-size must be in 2...100 (got \(manifoldSize))") }
+    }
+
+    /// The trainer configuration these options describe.
+    public func makeConfig() -> VAETrainingConfig {
+        var c = VAETrainingConfig()
+        c.data = data
+        c.skipInvalid = skipInvalid
+        c.latentDim = latentDim
+        c.beta = beta
+        c.imageSize = imageSize
+        c.channels = channels
+        c.manifoldSize = manifoldSize
+        c.seed = common.seed
+        c.epochs = training.epochs
+        c.steps = training.steps
+        c.timeLimitMinutes = training.timeLimit
+        c.checkpointEvery = training.checkpointEvery
+        if let b = training.batchSize { c.batchSize = b }
+        if let l = training.learningRate { c.learningRate = l }
+        // Without a stopping criterion, train for the book's 30 epochs.
+        if c.epochs == nil && c.steps == nil && c.timeLimitMinutes == nil { c.epochs = 30 }
+        return c
+    }
+
+    public func run() throws {
+        try reportingErrors {
+            common.applyThreads()
+            Interrupt.install()
+            let progress = ConsoleProgress(quiet: common.quiet)
+            let trainer = try VAETrainer(config: makeConfig(), resume: training.resume.map { URL(fileURLWithPath: $0) },
+                                         output: common.output.map { URL(fileURLWithPath: $0) },
+                                         arguments: CommandLine.arguments, progress: progress)
+            let s = try trainer.run(shouldStop: { Interrupt.requested })
+            var out = "run folder: \(s.folder.path)\ncheckpoint: \(s.checkpoint.path)\n"
+            out += "stopped: \(s.stopReason) after \(s.steps) steps\n"
+            if let t = s.trainLoss { out += String(format: "train loss: %.4f nats/image\n", t) }
+            if let e = s.evaluation {
+                out += String(format: "test negative ELBO: %.4f nats/image (reconstruction %.4f, KL %.4f; %d images)\n",
+                              e.negativeELBO, e.reconstruction, e.kl, e.images)
+            }
+            for p in s.pictures { out += "picture: \(p.path)\n" }
+            print(out, terminator: "")
+        }
+    }
+}
+
+/// `gen vae sample --checkpoint FILE`.
+public struct VAESample: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Decode samples from the prior, interpolations between two images, or the latent manifold.",
+        discussion: """
+        Writes PNGs into the output folder and prints their paths: samples.png (a grid of --count samples, \
+        or --grid N for N x N), interpolation.png (a strip decoding a spherical interpolation between the \
+        latent means of the two --interpolate images; --frames writes interpolation-NNN.png instead) and \
+        manifold.png (an N x N grid over the Gaussian's quantiles of the first two latent dimensions). \
+        Samples are written when asked for, or when nothing else is.
+        """
+    )
+
+    @Option(help: "Checkpoint written by 'gen vae train'.") public var checkpoint: String
+    @Option(help: "Samples from the prior, in a grid of ceil(sqrt(count)) columns.") public var count: Int?
+    @Option(help: "Samples from the prior in an N x N grid.") public var grid: Int?
+    @Option(parsing: .upToNextOption, help: "Two image files: decode along a spherical interpolation between their latent codes.")
+    public var interpolate: [String] = []
+    @Option(help: "Images along the interpolation, both ends included.") public var steps: Int = 10
+    @Flag(help: "Write the interpolation as separate frames instead of one strip.") public var frames = false
+    @Flag(help: "Write the latent manifold.") public var manifold = false
+    @Option(help: "Side of the manifold grid.") public var manifoldSize: Int = 15
+    @Option(help: "Random seed.") public var seed: UInt64 = 1
+    @Option(name: .shortAndLong, help: "Output folder (default: outputs/vae/<timestamp>/).") public var output: String?
+
+    public init() {}
+
+    public func validate() throws {
+        if let c = count, c < 1 || c > 4096 { throw ValidationError("--count must be in 1...4096 (got \(c))") }
+        if let g = grid, g < 1 || g > 64 { throw ValidationError("--grid must be in 1...64 (got \(g))") }
+        if count != nil && grid != nil { throw ValidationError("give --count or --grid, not both") }
+        if !interpolate.isEmpty && interpolate.count != 2 {
+            throw ValidationError("--interpolate needs exactly two image files (got \(interpolate.count))")
+        }
+        if steps < 2 || steps > 1000 { throw ValidationError("--steps must be in 2...1000 (got \(steps))") }
+        if manifoldSize < 2 || manifoldSize > 100 { throw ValidationError("--manifold-size must be in 2...100 (got \(manifoldSize))") }
+    }
+
+    public func run() throws {
+        try reportingErrors {
+            let model = try VAEModel.load(from: URL(fileURLWithPath: checkpoint))
+            let mc = model.config
+            // Read the interpolation ends before creating any output.
+            var ends: [Image] = []
+            for path in interpolate {
+                let im = try Image(contentsOf: path, options: ImageDecodeOptions(channels: mc.channels))
+                ends.append(try im.resizedToFill(width: mc.imageSize, height: mc.imageSize))
+            }
+            let wantSamples = count != nil || grid != nil || (interpolate.isEmpty && !manifold)
+            var pictures: [(Image, String)] = []
+            var rng = RandomGenerator(seed: seed)
+            if wantSamples {
+                let n = grid.map { $0 * $0 } ?? count ?? 64
+                let cols = grid ?? Int(Double(n).squareRoot().rounded(.up))
+                pictures.append((try model.priorSampleGrid(count: n, columns: cols, using: &rng), "samples.png"))
+            }
+            if ends.count == 2 {
+                let means = model.latentMeans(Image.batchTensor(ends)).scalars
+                let d = mc.latentDim
+                let a = Array(means[0..<d]), b = Array(means[d..<2 * d])
+                var codes: [Float] = []
+                for i in 0..<steps { codes += VAEPictures.slerp(a, b, Float(i) / Float(steps - 1)) }
+                let images = model.decodeImages(Tensor(shape: [steps, d], scalars: codes))
+                if frames {
+                    for (i, im) in images.enumerated() { pictures.append((im, String(format: "interpolation-%03d.png", i))) }
+                } else {
+                    pictures.append((try Image.grid(images, columns: steps, padding: 2, background: 1), "interpolation.png"))
+                }
+            }
+            if manifold {
+                pictures.append((try model.manifold(n: manifoldSize), "manifold.png"))
+            }
+            for (im, name) in pictures where !VAEPictures.isFinite(im) {
+                throw StudioError.incompatibleCheckpoint(path: checkpoint, reason: "decoding gives non-finite values (\(name))")
+            }
+            let folder = try RunFolder(explicit: output.map { URL(fileURLWithPath: $0) }, generator: "vae")
+            var out = ""
+            for (im, name) in pictures {
+                let url = folder.file(name)
+                try im.write(to: url.path)
+                out += url.path + "\n"
+            }
+            if mc.latentDim > 2 && manifold {
+                printError("note: the manifold varies the first two of \(mc.latentDim) latent dimensions (the others are 0)")
+            }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+}

@@ -1,0 +1,484 @@
+import Foundation
+import GenTensor
+import GenNN
+import GenData
+
+/// Training settings for `gen vae train`. Defaults are the book's model and recipe (F. Chollet,
+/// *Deep Learning with Python*, 2nd ed. §12.4: latent dimension 2, Adam with Keras's learning rate
+/// 1e-3, batch 128) on Fashion-MNIST; the loss is the negative ELBO of Kingma & Welling (2014):
+/// binary cross-entropy summed over pixels plus `beta`·KL (β-VAE, Higgins et al. 2017, for β ≠ 1).
+public struct VAETrainingConfig: Codable, Equatable {
+    /// Data source: nil for Fashion-MNIST, a dataset name, an IDX file or folder, or an image folder
+    /// (see ``VAEData``).
+    public var data: String?
+    /// Drop undecodable files of an image folder with a warning instead of failing.
+    public var skipInvalid = false
+    /// Side length the images are converted to (a multiple of 4; book: 28).
+    public var imageSize = 28
+    /// Channels the images are converted to (1 or 3).
+    public var channels = 1
+    /// Latent dimension (≥ 1; book: 2).
+    public var latentDim = 2
+    /// Weight of the KL term (≥ 0; 1 is the ELBO).
+    public var beta: Float = 1
+    /// Images per optimizer step (≥ 1; book: 128).
+    public var batchSize = 128
+    /// Adam step size (> 0; Keras default 1e-3).
+    public var learningRate: Float = 1e-3
+    /// Seed of initialisation, shuffling and the reparameterisation noise.
+    public var seed: UInt64 = 1
+    /// Stop after this many epochs in total (nil = no limit).
+    public var epochs: Int?
+    /// Stop after this many optimizer steps in total (nil = no limit).
+    public var steps: Int?
+    /// Stop after this many minutes of this session's wall time (nil = no limit).
+    public var timeLimitMinutes: Double?
+    /// Also write a checkpoint every this many steps (nil = at epoch ends and at the end only).
+    public var checkpointEvery: Int?
+    /// Side of the latent manifold grid (≥ 2; book: 15).
+    public var manifoldSize = 15
+    /// Prior samples in the per-epoch sample grid (≥ 1).
+    public var sampleCount = 64
+    /// Test images shown with their reconstructions (≥ 1).
+    public var reconstructionCount = 20
+    /// Most evaluation images used for the test negative ELBO and the scatter plot (all by default).
+    public var maxEvaluationImages = Int.max
+
+    public init() {}
+
+    /// The model these settings describe.
+    public var modelConfig: VAEModelConfig { VAEModelConfig(imageSize: imageSize, channels: channels, latentDim: latentDim) }
+
+    /// Checks ranges; messages name the options as the command line spells them.
+    /// - Throws: ``StudioError/invalidOption(_:)``.
+    public func validate() throws {
+        func bad(_ m: String) -> StudioError { .invalidOption(m) }
+        try modelConfig.validate()
+        if !(beta >= 0 && beta.isFinite) { throw bad("--beta must be a finite number ≥ 0 (got \(beta))") }
+        if batchSize < 1 { throw bad("--batch-size must be at least 1 (got \(batchSize))") }
+        if !(learningRate > 0 && learningRate.isFinite) { throw bad("--learning-rate must be positive (got \(learningRate))") }
+        if let e = epochs, e < 1 { throw bad("--epochs must be at least 1 (got \(e))") }
+        if let s = steps, s < 1 { throw bad("--steps must be at least 1 (got \(s))") }
+        if let t = timeLimitMinutes, !(t > 0) { throw bad("--time-limit must be positive minutes (got \(t))") }
+        if let c = checkpointEvery, c < 1 { throw bad("--checkpoint-every must be at least 1 (got \(c))") }
+        if manifoldSize < 2 || manifoldSize > 100 { throw bad("--manifold-size must be in 2...100 (got \(manifoldSize))") }
+        if sampleCount < 1 || sampleCount > 4096 { throw bad("sample count must be in 1...4096 (got \(sampleCount))") }
+        if reconstructionCount < 1 || reconstructionCount > 1000 { throw bad("reconstruction count must be in 1...1000") }
+        if maxEvaluationImages < 1 { throw bad("evaluation images must be at least 1") }
+    }
+}
+
+/// Where VAE training stands; saved in checkpoints so a run resumes exactly.
+public struct VAETrainingState: Codable, Equatable {
+    /// Optimizer steps done.
+    public var step = 0
+    /// Epochs completed.
+    public var epoch = 0
+    /// The data stream's position (epoch permutation seed and images consumed).
+    public var position: DataPosition
+    /// The generator of initialisation and reparameterisation noise.
+    public var rng: RandomGenerator
+    /// Seconds of training done in earlier sessions.
+    public var elapsed: Double = 0
+}
+
+/// The test negative ELBO and its terms, in nats per image.
+public struct VAEEvaluation: Equatable {
+    /// Mean over evaluation images of (summed BCE + KL); β is not applied (the true bound).
+    public var negativeELBO: Double
+    /// Mean summed binary cross-entropy per image.
+    public var reconstruction: Double
+    /// Mean KL(q(z|x) ‖ N(0, I)) per image.
+    public var kl: Double
+    /// Images evaluated.
+    public var images: Int
+}
+
+/// What a finished VAE training run reports.
+public struct VAETrainingSummary {
+    /// The run folder.
+    public var folder: URL
+    /// The last checkpoint written.
+    public var checkpoint: URL
+    /// Steps and epochs done in total.
+    public var steps: Int
+    public var epochs: Int
+    /// Mean training loss (nats per image, with β) over the last epoch's steps.
+    public var trainLoss: Double?
+    /// The last evaluation.
+    public var evaluation: VAEEvaluation?
+    /// Pictures written at the end.
+    public var pictures: [URL]
+    /// Why training stopped.
+    public var stopReason: String
+}
+
+/// Errors of a VAE run that are failures during the run (exit code 1), not bad input.
+public enum VAEError: Error, CustomStringConvertible, LocalizedError {
+    /// The loss, a gradient or the weights became non-finite (or the loss diverged past 10⁸ nats per
+    /// image) at `step`; nothing was saved for that step.
+    case nonFiniteLoss(step: Int, lastCheckpoint: String?)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteLoss(let s, let c):
+            return "the loss became non-finite (NaN, infinity or above 10^8 nats per image: diverged) at step \(s); training stopped"
+                + (c.map { ", the last good checkpoint is \($0)" } ?? ", no checkpoint had been written yet")
+                + " (try a lower --learning-rate)"
+        }
+    }
+    public var errorDescription: String? { description }
+}
+
+/// Checkpoint metadata keys of VAE runs.
+enum VAEKeys {
+    static let generator = "vae"
+    static let training = "training"
+    static let state = "state"
+}
+
+/// A loss above this many nats per image means the run has diverged (a fresh model starts near
+/// S²·C·ln 2 ≈ 543 for 28×28): training stops as for a non-finite loss.
+let maximumNatsPerImage = 1e8
+
+/// Trains the convolutional VAE with exact resume, per-epoch evaluation and pictures, atomic
+/// checkpoints, `metrics.csv` and `run.json`.
+public final class VAETrainer {
+    /// The effective settings (the checkpoint's when resuming, with the new stopping criteria).
+    public let config: VAETrainingConfig
+    /// The images.
+    public let data: VAEData
+    let model: VAEModel
+    let optimizer: Adam
+    var state: VAETrainingState
+    let folder: RunFolder
+    let progress: ProgressReporter
+    var record: RunRecord
+    var lastCheckpoint: URL?
+    /// Test hook: the loss of this step (1-based) is replaced by NaN.
+    var poisonStep: Int?
+
+    /// Prepares a run: loads the data, builds or restores the model, creates the run folder.
+    ///
+    /// - Parameters:
+    ///   - config: settings; when resuming only the stopping criteria, the checkpoint frequency and
+    ///     an explicit `data` are taken from it (the checkpoint's model and optimisation settings win).
+    ///   - resume: a checkpoint written by `gen vae train` (never modified if invalid).
+    ///   - output: run folder (default `outputs/vae/<timestamp>`, or the checkpoint's folder when resuming).
+    /// - Throws: ``StudioError`` for bad options, an incompatible checkpoint or an unusable folder;
+    ///   `CheckpointError`/`OptimizerError` for unreadable checkpoints; ``GenData/DatasetError`` and
+    ///   ``GenData/ImageError`` for bad data. Nothing is written before all checks pass.
+    public init(config requested: VAETrainingConfig, resume: URL?, output: URL?, arguments: [String],
+                progress: ProgressReporter) throws {
+        try requested.validate()
+        self.progress = progress
+        var config = requested
+        var restored: (checkpoint: Checkpoint, state: VAETrainingState)?
+        if let resume {
+            let ckpt = try Checkpoint.load(from: resume, expectingGenerator: VAEKeys.generator)
+            guard let stored = try ckpt.metadataIfPresent(VAETrainingConfig.self, forKey: VAEKeys.training),
+                  let st = try ckpt.metadataIfPresent(VAETrainingState.self, forKey: VAEKeys.state) else {
+                throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "checkpoint lacks the training settings or state of a VAE run")
+            }
+            do { try stored.validate() } catch {
+                throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "stored settings are invalid: \(error)")
+            }
+            var merged = stored
+            merged.epochs = requested.epochs
+            merged.steps = requested.steps
+            merged.timeLimitMinutes = requested.timeLimitMinutes
+            merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
+            merged.data = requested.data ?? stored.data
+            merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
+            config = merged
+            restored = (ckpt, st)
+        }
+        self.config = config
+        data = try VAEData.load(data: config.data, size: config.imageSize, channels: config.channels,
+                                skipInvalid: config.skipInvalid, warn: { [progress] in progress.report(.warning($0)) })
+
+        var rng = RandomGenerator(seed: config.seed)
+        model = VAEModel(config: config.modelConfig, using: &rng)
+        optimizer = Adam(learningRate: config.learningRate)
+        state = VAETrainingState(position: DataPosition(seed: config.seed), rng: rng)
+        if let restored {
+            let path = resume?.path ?? ""
+            try VAETrainer.restoreWeights(model, from: restored.checkpoint, path: path)
+            var optState: [String: Tensor] = [:]
+            for (k, v) in restored.checkpoint.tensors where k.hasPrefix("optimizer/") { optState[String(k.dropFirst("optimizer/".count))] = v }
+            try optimizer.loadState(optState, step: restored.state.step, parameters: model.parameters)
+            guard restored.state.position.indexInEpoch <= data.trainCount, restored.state.step >= 0, restored.state.epoch >= 0 else {
+                throw StudioError.incompatibleCheckpoint(path: path, reason: "its data position does not fit \(data.trainCount) training images (different --data?)")
+            }
+            state = restored.state
+        }
+        folder = try RunFolder(explicit: output ?? resume?.deletingLastPathComponent(), generator: "vae")
+        record = RunRecord(generator: "vae", arguments: arguments, settings: VAETrainer.describe(config), seed: config.seed)
+        record.settings["data_description"] = data.description
+        lastCheckpoint = restored != nil ? resume : nil
+    }
+
+    /// Copies checkpoint tensors into the model's parameters by name, strictly (every name, same
+    /// shape, finite values).
+    /// - Throws: ``StudioError/incompatibleCheckpoint(path:reason:)``.
+    static func restoreWeights(_ model: VAEModel, from ckpt: Checkpoint, path: String) throws {
+        var pairs: [(Tensor, Tensor)] = []
+        for p in model.parameters {
+            let name = p.name ?? ""
+            guard let t = ckpt.tensors[name] else {
+                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) is missing")
+            }
+            guard t.shape == p.shape else {
+                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
+            }
+            guard allFinite([t]) else {
+                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) holds non-finite values")
+            }
+            pairs.append((p, t))
+        }
+        for (p, t) in pairs { p.assign(t) }
+    }
+
+    static func describe(_ c: VAETrainingConfig) -> [String: String] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        guard let data = try? enc.encode(c),
+              let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
+        return obj.mapValues { "\($0)" }
+    }
+
+    /// The model being trained.
+    public var currentModel: VAEModel { model }
+    /// The run folder.
+    public var runFolder: URL { folder.url }
+
+    /// Writes `checkpoint.safetensors` atomically: weights, Adam moments, settings and state.
+    @discardableResult
+    func saveCheckpoint() throws -> URL {
+        var ckpt = Checkpoint(generator: VAEKeys.generator)
+        for p in model.parameters { ckpt.tensors[p.name ?? ""] = p }
+        for (k, v) in optimizer.stateTensors() { ckpt.tensors["optimizer/" + k] = v }
+        try ckpt.setMetadata(model.config, forKey: Checkpoint.Key.config)
+        try ckpt.setMetadata(config, forKey: VAEKeys.training)
+        try ckpt.setMetadata(state, forKey: VAEKeys.state)
+        try ckpt.setMetadata(state.position, forKey: Checkpoint.Key.dataPosition)
+        ckpt.setRandomGenerator(state.rng)
+        ckpt.metadata[Checkpoint.Key.step] = String(state.step)
+        ckpt.metadata[Checkpoint.Key.epoch] = String(state.epoch)
+        ckpt.metadata[Checkpoint.Key.optimizer] = optimizer.name
+        let url = folder.file("checkpoint.safetensors")
+        try ckpt.save(to: url)
+        lastCheckpoint = url
+        progress.report(.wrote(url, what: "checkpoint"))
+        return url
+    }
+
+    /// The negative ELBO on the evaluation images (at most `maxEvaluationImages`), one z per image
+    /// drawn from a generator seeded by the run seed and `round` (the training noise is untouched).
+    public func evaluate(round: Int) -> VAEEvaluation {
+        let n = min(data.testCount, config.maxEvaluationImages)
+        var rng = RandomGenerator(seed: config.seed &+ 0xE7A1 &+ UInt64(truncatingIfNeeded: round) &* 104_729)
+        var rec = 0.0, kl = 0.0
+        withNoGrad {
+            var s = 0
+            while s < n {
+                let e = min(s + 500, n)
+                let (r, k) = model.lossTerms(data.batch(Array(s..<e), test: true), using: &rng)
+                rec += Double(r.scalar); kl += Double(k.scalar)
+                s = e
+            }
+        }
+        return VAEEvaluation(negativeELBO: (rec + kl) / Double(n), reconstruction: rec / Double(n), kl: kl / Double(n), images: n)
+    }
+
+    /// Writes the per-epoch pictures under `pictures/` with names starting `prefix`: reconstructions,
+    /// prior samples, and for a 2-D latent space the manifold and the scatter plot of test means.
+    /// A picture holding a non-finite value is not written (a warning says so).
+    func writePictures(prefix: String) throws -> [URL] {
+        let dir = folder.file("pictures")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var written: [URL] = []
+        func write(_ image: Image, _ name: String, _ what: String) throws {
+            guard VAEPictures.isFinite(image) else {
+                progress.report(.warning("\(what) holds non-finite values: not written"))
+                return
+            }
+            let url = dir.appendingPathComponent("\(prefix)-\(name).png")
+            try image.write(to: url.path)
+            written.append(url)
+            progress.report(.wrote(url, what: what))
+        }
+        let k = min(config.reconstructionCount, data.testCount)
+        let originals = (0..<k).map { data.testImage($0) }
+        let recon = model.decodeImages(model.latentMeans(data.batch(Array(0..<k), test: true)))
+        try write(try VAEPictures.reconstructionGrid(originals: originals, reconstructions: recon), "reconstructions", "reconstructions")
+        var rng = RandomGenerator(seed: config.seed &+ 0x5A3D)   // the same prior draws every epoch
+        let cols = Int(Double(config.sampleCount).squareRoot().rounded(.up))
+        try write(try model.priorSampleGrid(count: config.sampleCount, columns: cols, using: &rng), "samples", "prior samples")
+        if config.latentDim == 2 {
+            try write(try model.manifold(n: config.manifoldSize), "manifold", "latent manifold")
+            let n = min(data.testCount, config.maxEvaluationImages)
+            var points: [(Float, Float)] = []
+            var s = 0
+            while s < n {
+                let e = min(s + 500, n)
+                let m = model.latentMeans(data.batch(Array(s..<e), test: true)).scalars
+                for i in 0..<(e - s) { points.append((m[2 * i], m[2 * i + 1])) }
+                s = e
+            }
+            let labels = data.testLabels.map { Array($0.prefix(n)) }
+            try write(VAEPictures.scatterPlot(points: points, labels: labels), "latent", "latent scatter plot")
+        }
+        return written
+    }
+
+    /// Runs training until a stopping criterion (epochs, steps, time limit, `shouldStop`) is met.
+    /// - Throws: ``VAEError/nonFiniteLoss(step:lastCheckpoint:)`` (no checkpoint or picture is written
+    ///   for that step; the last good checkpoint stays as it was), and file-writing errors.
+    public func run(shouldStop: () -> Bool = { false }) throws -> VAETrainingSummary {
+        do {
+            return try runTraining(shouldStop: shouldStop)
+        } catch {
+            folder.recordFailure(error, record: record)
+            throw error
+        }
+    }
+
+    func runTraining(shouldStop: () -> Bool) throws -> VAETrainingSummary {
+        let startTime = Date()
+        let sessionStartElapsed = state.elapsed
+        let batch = min(config.batchSize, data.trainCount)
+        if batch < config.batchSize {
+            progress.report(.warning("only \(data.trainCount) training images: using batch size \(batch) instead of \(config.batchSize)"))
+        }
+        var sampler = try BatchSampler(count: data.trainCount, batchSize: batch, seed: config.seed, shuffle: true,
+                                       dropLast: false, position: state.position)
+        let perEpoch = sampler.batchesPerEpoch
+        let totalSteps: Int? = {
+            var s: Int? = config.steps
+            if let e = config.epochs { s = min(s ?? Int.max, e * perEpoch) }
+            return s
+        }()
+        progress.report(.info("data: \(data.description); \(data.trainCount) training and \(data.testCount) evaluation images of \(config.imageSize)x\(config.imageSize)x\(config.channels); \(perEpoch) steps per epoch"))
+        progress.report(.info("model: convolutional VAE, latent dimension \(config.latentDim), \(model.parameters.reduce(0) { $0 + $1.count }) parameters; Adam lr \(config.learningRate), batch \(batch), beta \(config.beta)"))
+        if state.step > 0 { progress.report(.info("resuming at step \(state.step), epoch \(state.epoch + 1)")) }
+
+        let params = model.parameters
+        let metricsHeader = ["step", "epoch", "train_loss", "test_neg_elbo", "test_reconstruction", "test_kl", "elapsed_s", "samples_per_s"]
+        var epochLoss = 0.0, epochImages = 0
+        var lastTrain: Double?
+        var lastEval: VAEEvaluation?
+        var pictures: [URL] = []
+        var stopReason = "completed"
+        var rateStart = Date(), rateImages = 0
+        var rate = 0.0
+        func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
+        func endOfRound(epochLabel: Int, prefix: String) throws {
+            let trainLoss = epochImages > 0 ? epochLoss / Double(epochImages) : nil
+            if let trainLoss { lastTrain = trainLoss }
+            let ev = evaluate(round: epochLabel)
+            lastEval = ev
+            var values: [(String, Double)] = []
+            if let trainLoss { values.append(("train loss", trainLoss)) }
+            values += [("test -ELBO nats/image", ev.negativeELBO), ("reconstruction", ev.reconstruction), ("KL", ev.kl)]
+            progress.report(.metrics(step: state.step, epoch: epochLabel, values: values))
+            try folder.appendMetrics(header: metricsHeader, row: [
+                String(state.step), String(epochLabel), trainLoss.map { String(format: "%.4f", $0) } ?? "",
+                String(format: "%.4f", ev.negativeELBO), String(format: "%.4f", ev.reconstruction), String(format: "%.4f", ev.kl),
+                String(format: "%.1f", elapsedTotal()), String(format: "%.1f", rate)])
+            pictures = try writePictures(prefix: prefix)
+            epochLoss = 0; epochImages = 0
+        }
+
+        while true {
+            if let total = totalSteps, state.step >= total { stopReason = "reached \(total) steps"; break }
+            if let e = config.epochs, state.epoch >= e { stopReason = "reached \(e) epochs"; break }
+            if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
+                stopReason = "time limit of \(limit) minutes"; break
+            }
+            if shouldStop() { stopReason = "interrupted"; break }
+
+            let indices = sampler.next()
+            let x = data.batch(indices)
+            let (rec, kl) = model.lossTerms(x, using: &state.rng)
+            let loss = (rec + kl * config.beta) * (1 / Float(indices.count))
+            var lossValue = Double(loss.scalar)
+            if poisonStep == state.step + 1 { lossValue = .nan }
+            guard lossValue.isFinite, lossValue <= maximumNatsPerImage else {
+                throw VAEError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+            }
+            loss.backward()
+            guard globalGradientNorm(params).isFinite else {
+                throw VAEError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+            }
+            optimizer.update(params)
+            for p in params { p.zeroGrad() }
+            guard allFinite(params) else {
+                throw VAEError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+            }
+            state.step += 1
+            state.position = sampler.position
+            epochLoss += lossValue * Double(indices.count); epochImages += indices.count
+            rateImages += indices.count
+            let window = Date().timeIntervalSince(rateStart)
+            if window >= 2 {
+                rate = Double(rateImages) / window
+                rateStart = Date(); rateImages = 0
+            }
+            let eta: TimeInterval? = totalSteps.flatMap { total in rate > 0 ? Double(total - state.step) * Double(batch) / rate : nil }
+            progress.report(.step(step: state.step, totalSteps: totalSteps, epoch: state.epoch + 1, loss: lossValue,
+                                  unit: "nats/image", rate: rate, rateUnit: "samples/s", elapsed: elapsedTotal(), eta: eta))
+            if sampler.epochFinished {
+                state.epoch += 1
+                state.elapsed = elapsedTotal()
+                try endOfRound(epochLabel: state.epoch, prefix: String(format: "epoch-%03d", state.epoch))
+                try saveCheckpoint()
+            } else if let every = config.checkpointEvery, state.step % every == 0 {
+                state.elapsed = elapsedTotal()
+                try saveCheckpoint()
+            }
+        }
+
+        state.elapsed = elapsedTotal()
+        if epochImages > 0 || lastCheckpoint == nil {
+            try endOfRound(epochLabel: state.epoch + 1, prefix: String(format: "final-step-%d", state.step))
+            try saveCheckpoint()
+        } else if lastEval == nil {
+            lastEval = evaluate(round: state.epoch)
+        }
+        record.finished = ISO8601DateFormatter().string(from: Date())
+        record.timings["training_session_s"] = Date().timeIntervalSince(startTime)
+        record.timings["training_total_s"] = state.elapsed
+        record.outcome = stopReason
+        record.settings["steps_done"] = String(state.step)
+        if let ev = lastEval {
+            record.settings["test_neg_elbo"] = String(format: "%.4f", ev.negativeELBO)
+            record.settings["test_reconstruction"] = String(format: "%.4f", ev.reconstruction)
+            record.settings["test_kl"] = String(format: "%.4f", ev.kl)
+        }
+        try folder.writeRecord(record)
+        return VAETrainingSummary(folder: folder.url, checkpoint: lastCheckpoint ?? folder.file("checkpoint.safetensors"),
+                                  steps: state.step, epochs: state.epoch, trainLoss: lastTrain, evaluation: lastEval,
+                                  pictures: pictures, stopReason: stopReason)
+    }
+}
+
+extension VAEModel {
+    /// Loads a model from a `gen vae train` checkpoint (weights only).
+    /// - Throws: `CheckpointError` (unreadable, not a gen checkpoint, another generator's) or
+    ///   ``StudioError/incompatibleCheckpoint(path:reason:)`` (bad configuration, missing, misshapen
+    ///   or non-finite tensors).
+    public static func load(from url: URL) throws -> VAEModel {
+        let ckpt = try Checkpoint.load(from: url, expectingGenerator: VAEKeys.generator)
+        guard let config = try ckpt.metadataIfPresent(VAEModelConfig.self, forKey: Checkpoint.Key.config) else {
+            throw StudioError.incompatibleCheckpoint(path: url.path, reason: "checkpoint lacks the model configuration")
+        }
+        do { try config.validate() } catch {
+            throw StudioError.incompatibleCheckpoint(path: url.path, reason: "model configuration is invalid: \(error)")
+        }
+        var rng = RandomGenerator(seed: 0)
+        let model = VAEModel(config: config, using: &rng)
+        try VAETrainer.restoreWeights(model, from: ckpt, path: url.path)
+        return model
+    }
+}
