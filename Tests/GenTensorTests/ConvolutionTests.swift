@@ -1,0 +1,311 @@
+import Foundation
+import XCTest
+import GenTensor
+
+/// conv2d and conv2dTranspose: output sizes, forward values against direct loops in Double,
+/// gradients against central finite differences, chunked (small scratch) against unchunked, and
+/// the skipping of gradients for inputs that do not require them. PyTorch/Keras reference values
+/// are in GenNNTests/ConvolutionReferenceTests.swift.
+final class ConvolutionTests: XCTestCase {
+    // MARK: direct reference loops
+
+    /// Direct convolution in Double: out[n,oh,ow,o] = b[o] + Σ x[n, oh·s−pt+i·d, ow·s−pl+j·d, c]·k[i,j,c,o].
+    static func directConv(_ x: Tensor, _ k: Tensor, _ b: Tensor?, strides s: (Int, Int), padTop pt: Int, padLeft pl: Int,
+                           outH: Int, outW: Int, dilation d: (Int, Int) = (1, 1)) -> [Double] {
+        let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (kh, kw, cout) = (k.shape[0], k.shape[1], k.shape[3])
+        let xv = x.scalars, kv = k.scalars, bv = b?.scalars
+        var out = [Double](repeating: 0, count: n * outH * outW * cout)
+        for b in 0..<n { for oy in 0..<outH { for ox in 0..<outW { for o in 0..<cout {
+            var acc = bv.map { Double($0[o]) } ?? 0
+            for i in 0..<kh { for j in 0..<kw {
+                let iy = oy * s.0 - pt + i * d.0, ix = ox * s.1 - pl + j * d.1
+                guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                for c in 0..<cin {
+                    acc += Double(xv[((b * h + iy) * w + ix) * cin + c]) * Double(kv[((i * kw + j) * cin + c) * cout + o])
+                }
+            } }
+            out[((b * outH + oy) * outW + ox) * cout + o] = acc
+        } } } }
+        return out
+    }
+
+    /// Direct transposed convolution in Double: out[n, iy·s−pt+i, ix·s−pl+j, o] += x[n,iy,ix,c]·k[i,j,o,c].
+    static func directTranspose(_ x: Tensor, _ k: Tensor, _ b: Tensor?, strides s: (Int, Int), padTop pt: Int, padLeft pl: Int,
+                                outH: Int, outW: Int) -> [Double] {
+        let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (kh, kw, cout) = (k.shape[0], k.shape[1], k.shape[2])
+        let xv = x.scalars, kv = k.scalars
+        var out = [Double](repeating: 0, count: n * outH * outW * cout)
+        if let bv = b?.scalars {
+            for p in 0..<(n * outH * outW) { for o in 0..<cout { out[p * cout + o] = Double(bv[o]) } }
+        }
+        for b in 0..<n { for iy in 0..<h { for ix in 0..<w { for i in 0..<kh { for j in 0..<kw {
+            let oy = iy * s.0 - pt + i, ox = ix * s.1 - pl + j
+            guard oy >= 0 && oy < outH && ox >= 0 && ox < outW else { continue }
+            for o in 0..<cout {
+                var acc = 0.0
+                for c in 0..<cin {
+                    acc += Double(xv[((b * h + iy) * w + ix) * cin + c]) * Double(kv[((i * kw + j) * cout + o) * cin + c])
+                }
+                out[((b * outH + oy) * outW + ox) * cout + o] += acc
+            }
+        } } } } }
+        return out
+    }
+
+    // MARK: output sizes
+
+    func testOutputSizes() {
+        func size(_ h: Int, _ w: Int, _ k: (Int, Int), _ s: (Int, Int), _ p: Padding, _ d: (Int, Int) = (1, 1)) -> [Int] {
+            let r = Tensor.convolutionOutputSize(inputHeight: h, inputWidth: w, kernel: k, strides: s, padding: p, dilation: d)
+            return [r.height, r.width, r.padTop, r.padLeft]
+        }
+        XCTAssertEqual(size(28, 28, (3, 3), (1, 1), .valid), [26, 26, 0, 0])
+        XCTAssertEqual(size(28, 28, (3, 3), (2, 2), .valid), [13, 13, 0, 0])
+        XCTAssertEqual(size(28, 28, (3, 3), (2, 2), .same), [14, 14, 0, 0])      // total pad 1: bottom/right
+        XCTAssertEqual(size(32, 32, (5, 5), (2, 2), .same), [16, 16, 1, 1])      // total pad 3: 1 top, 2 bottom
+        XCTAssertEqual(size(7, 8, (4, 2), (1, 1), .same), [7, 8, 1, 0])          // even kernels: extra at bottom/right
+        XCTAssertEqual(size(400, 533, (3, 3), (1, 1), .same), [400, 533, 1, 1])
+        XCTAssertEqual(size(7, 7, (3, 3), (1, 1), .same, (2, 2)), [7, 7, 2, 2])  // effective kernel 5
+        XCTAssertEqual(size(9, 9, (3, 3), (1, 1), .valid, (3, 3)), [3, 3, 0, 0]) // effective kernel 7
+        XCTAssertEqual(size(5, 6, (3, 3), (2, 2), .explicit(top: 1, bottom: 1, left: 2, right: 0)), [3, 3, 1, 2])
+        XCTAssertEqual(size(1, 1, (1, 1), (3, 3), .same), [1, 1, 0, 0])
+    }
+
+    // MARK: configurations
+
+    struct ConvCase {
+        var x: [Int]          // [N, H, W, Cin]
+        var k: [Int]          // [KH, KW, Cin, Cout]
+        var strides = (1, 1)
+        var padding = Padding.valid
+        var dilation = (1, 1)
+        var bias = true
+        var label: String
+    }
+
+    static let convCases: [ConvCase] = [
+        ConvCase(x: [2, 5, 6, 3], k: [3, 2, 3, 4], label: "3x2 valid stride 1"),
+        ConvCase(x: [2, 7, 6, 3], k: [3, 3, 3, 2], strides: (2, 2), padding: .same, label: "3x3 same stride 2"),
+        ConvCase(x: [1, 6, 7, 2], k: [2, 4, 2, 3], strides: (2, 1), padding: .same, label: "2x4 same stride (2,1), even kernel"),
+        ConvCase(x: [2, 6, 5, 2], k: [3, 3, 2, 3], padding: .explicit(top: 1, bottom: 2, left: 0, right: 1),
+                 bias: false, label: "explicit (1,2,0,1)"),
+        ConvCase(x: [1, 7, 8, 2], k: [3, 2, 2, 3], padding: .same, dilation: (2, 2), label: "dilation 2 same"),
+        ConvCase(x: [2, 8, 7, 2], k: [2, 3, 2, 2], strides: (2, 2), padding: .valid, dilation: (2, 3), label: "dilation (2,3) stride 2"),
+        ConvCase(x: [2, 4, 3, 5], k: [1, 1, 5, 3], label: "1x1 pointwise"),
+        ConvCase(x: [2, 5, 5, 3], k: [1, 1, 3, 2], strides: (2, 2), bias: false, label: "1x1 stride 2"),
+        ConvCase(x: [1, 4, 4, 2], k: [1, 1, 2, 3], padding: .explicit(top: 1, bottom: 0, left: 0, right: 1), label: "1x1 padded"),
+        ConvCase(x: [2, 5, 5, 1], k: [5, 5, 1, 2], padding: .same, label: "5x5 same, one input channel"),
+        // Cin ≥ 16, Cout ≤ 128, stride 1: ∂x through the rotated-kernel convolution.
+        ConvCase(x: [2, 5, 4, 16], k: [3, 2, 16, 3], padding: .same, label: "Cin 16 same (rotated-kernel ∂x)"),
+        ConvCase(x: [1, 6, 5, 16], k: [3, 3, 16, 2], padding: .valid, dilation: (2, 1), bias: false,
+                 label: "Cin 16 dilation (2,1) valid (rotated-kernel ∂x)"),
+        // Padding beyond the kernel reach: the rotated kernel would need negative padding; col2im path.
+        ConvCase(x: [1, 4, 4, 16], k: [2, 2, 16, 2], padding: .explicit(top: 2, bottom: 0, left: 0, right: 1),
+                 label: "Cin 16 over-padded (col2im ∂x)"),
+    ]
+
+    struct TransposeCase {
+        var x: [Int]          // [N, H, W, Cin]
+        var k: [Int]          // [KH, KW, Cout, Cin]
+        var strides = (1, 1)
+        var padding = Padding.valid
+        var outputPadding = (0, 0)
+        var bias = true
+        var label: String
+        /// Expected (OH, OW, padTop, padLeft).
+        var expected: (Int, Int, Int, Int)
+    }
+
+    static let transposeCases: [TransposeCase] = [
+        TransposeCase(x: [2, 3, 4, 3], k: [3, 3, 2, 3], strides: (2, 2), label: "3x3 valid stride 2", expected: (7, 9, 0, 0)),
+        TransposeCase(x: [2, 3, 3, 2], k: [4, 4, 3, 2], strides: (2, 2), padding: .same, label: "4x4 same stride 2",
+                      expected: (6, 6, 1, 1)),
+        TransposeCase(x: [1, 3, 2, 3], k: [5, 5, 2, 3], strides: (2, 2), padding: .same, bias: false,
+                      label: "5x5 same stride 2", expected: (6, 4, 1, 1)),
+        TransposeCase(x: [2, 3, 3, 2], k: [3, 3, 2, 2], strides: (2, 2), padding: .explicit(top: 1, bottom: 1, left: 1, right: 1),
+                      outputPadding: (1, 1), label: "explicit 1, output padding 1", expected: (6, 6, 1, 1)),
+        TransposeCase(x: [1, 3, 4, 2], k: [2, 3, 3, 2], strides: (1, 2), outputPadding: (0, 1),
+                      label: "2x3 valid stride (1,2), output padding (0,1)", expected: (4, 10, 0, 0)),
+        TransposeCase(x: [2, 4, 3, 3], k: [3, 3, 2, 3], padding: .same, label: "3x3 same stride 1", expected: (4, 3, 1, 1)),
+        TransposeCase(x: [2, 3, 4, 3], k: [1, 1, 2, 3], label: "1x1 pointwise", expected: (3, 4, 0, 0)),
+        TransposeCase(x: [1, 3, 3, 2], k: [1, 1, 2, 2], strides: (2, 2), bias: false, label: "1x1 stride 2", expected: (5, 5, 0, 0)),
+        TransposeCase(x: [1, 2, 3, 2], k: [2, 2, 3, 2], strides: (3, 3), label: "kernel smaller than stride", expected: (5, 8, 0, 0)),
+    ]
+
+    static func run(_ c: ConvCase, _ t: [Tensor]) -> Tensor {
+        Tensor.conv2d(t[0], kernel: t[1], bias: c.bias ? t[2] : nil, strides: c.strides, padding: c.padding, dilation: c.dilation)
+    }
+
+    static func run(_ c: TransposeCase, _ t: [Tensor]) -> Tensor {
+        Tensor.conv2dTranspose(t[0], kernel: t[1], bias: c.bias ? t[2] : nil, strides: c.strides, padding: c.padding,
+                               outputPadding: c.outputPadding)
+    }
+
+    func inputs(_ x: [Int], _ k: [Int], biasCount: Int, seed: UInt64) -> [Tensor] {
+        var r = TestRandom(seed: seed)
+        return [r.uniform(x), r.uniform(k), r.uniform([biasCount])]
+    }
+
+    // MARK: forward values
+
+    func testConvForwardMatchesDirectLoops() {
+        for (ci, c) in Self.convCases.enumerated() {
+            let t = inputs(c.x, c.k, biasCount: c.k[3], seed: UInt64(100 + ci))
+            let size = Tensor.convolutionOutputSize(inputHeight: c.x[1], inputWidth: c.x[2], kernel: (c.k[0], c.k[1]),
+                                                    strides: c.strides, padding: c.padding, dilation: c.dilation)
+            let out = Self.run(c, t)
+            XCTAssertEqual(out.shape, [c.x[0], size.height, size.width, c.k[3]], c.label)
+            let expected = Self.directConv(t[0], t[1], c.bias ? t[2] : nil, strides: c.strides, padTop: size.padTop,
+                                           padLeft: size.padLeft, outH: size.height, outW: size.width, dilation: c.dilation)
+            assertClose(out.scalars, expected, atol: 1e-5, rtol: 1e-5, c.label)
+        }
+    }
+
+    func testTransposeForwardMatchesDirectLoops() {
+        for (ci, c) in Self.transposeCases.enumerated() {
+            let t = inputs(c.x, c.k, biasCount: c.k[2], seed: UInt64(200 + ci))
+            let out = Self.run(c, t)
+            XCTAssertEqual(out.shape, [c.x[0], c.expected.0, c.expected.1, c.k[2]], c.label)
+            let expected = Self.directTranspose(t[0], t[1], c.bias ? t[2] : nil, strides: c.strides, padTop: c.expected.2,
+                                                padLeft: c.expected.3, outH: c.expected.0, outW: c.expected.1)
+            assertClose(out.scalars, expected, atol: 1e-5, rtol: 1e-5, c.label)
+        }
+    }
+
+    /// ⟨conv(x), y⟩ = ⟨x, convᵀ(y)⟩ with the same kernel: conv2dTranspose is the adjoint of conv2d.
+    func testTransposeIsAdjointOfConv() {
+        var r = TestRandom(seed: 7)
+        let x = r.uniform([2, 9, 8, 3], grad: false), k = r.uniform([3, 3, 3, 4], grad: false)
+        let y = Tensor.conv2d(x, kernel: k, strides: (2, 2), padding: .same)
+        let v = r.uniform(y.shape, grad: false)
+        let back = Tensor.conv2dTranspose(v, kernel: k, strides: (2, 2), padding: .same, outputPadding: (0, 0))
+        // same with stride 2 on 9 rows: the transpose gives 10 rows; the adjoint is its top-left 9×8 crop
+        // only when the crop drops nothing the conv read, so compare with explicit padding instead.
+        let size = Tensor.convolutionOutputSize(inputHeight: 9, inputWidth: 8, kernel: (3, 3), strides: (2, 2), padding: .same)
+        let explicitBack = Tensor.conv2dTranspose(v, kernel: k, strides: (2, 2),
+                                                  padding: .explicit(top: size.padTop, bottom: 1, left: size.padLeft, right: 1))
+        XCTAssertEqual(explicitBack.shape, x.shape)
+        XCTAssertEqual(back.shape, [2, 10, 8, 3])
+        let lhs = zip(y.scalars, v.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let rhs = zip(x.scalars, explicitBack.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        XCTAssertEqual(lhs, rhs, accuracy: 1e-4 * max(1, abs(lhs)))
+    }
+
+    // MARK: gradients
+
+    func testConvGradients() {
+        for (ci, c) in Self.convCases.enumerated() {
+            let t = inputs(c.x, c.k, biasCount: c.k[3], seed: UInt64(300 + ci))
+            if !c.bias { t[2].requiresGrad = false }
+            gradientCheck(inputs: t, c.label) { Self.run(c, $0) }
+        }
+    }
+
+    func testTransposeGradients() {
+        for (ci, c) in Self.transposeCases.enumerated() {
+            let t = inputs(c.x, c.k, biasCount: c.k[2], seed: UInt64(400 + ci))
+            if !c.bias { t[2].requiresGrad = false }
+            gradientCheck(inputs: t, c.label) { Self.run(c, $0) }
+        }
+    }
+
+    /// Gradients only for inputs that require them: frozen weights (style transfer) give only ∂x,
+    /// an input image that is data gives only the weight gradients; both equal the full computation.
+    func testGradientsOnlyWhereRequired() {
+        for transpose in [false, true] {
+            var r = TestRandom(seed: 11)
+            let x = r.uniform([2, 6, 5, 3]), k = r.uniform(transpose ? [3, 3, 4, 3] : [3, 3, 3, 4]), b = r.uniform([4])
+            func f() -> Tensor {
+                transpose ? Tensor.conv2dTranspose(x, kernel: k, bias: b, strides: (2, 2), padding: .same)
+                          : Tensor.conv2d(x, kernel: k, bias: b, strides: (2, 2), padding: .same)
+            }
+            let out = f()
+            let seed = r.uniform(out.shape, grad: false)
+            out.backward(seed: seed)
+            let full = (x.grad!.scalars, k.grad!.scalars, b.grad!.scalars)
+            for t in [x, k, b] { t.grad = nil }
+
+            k.requiresGrad = false; b.requiresGrad = false
+            f().backward(seed: seed)
+            XCTAssertNil(k.grad); XCTAssertNil(b.grad)
+            XCTAssertEqual(x.grad?.scalars ?? [], full.0, "frozen weights: ∂x (transpose \(transpose))")
+            x.grad = nil
+
+            x.requiresGrad = false; k.requiresGrad = true; b.requiresGrad = true
+            f().backward(seed: seed)
+            XCTAssertNil(x.grad)
+            XCTAssertEqual(k.grad?.scalars ?? [], full.1, "data input: ∂kernel (transpose \(transpose))")
+            XCTAssertEqual(b.grad?.scalars ?? [], full.2, "data input: ∂bias (transpose \(transpose))")
+
+            x.requiresGrad = false; k.requiresGrad = false; b.requiresGrad = false
+            let plain = f()
+            XCTAssertFalse(plain.requiresGrad)
+        }
+    }
+
+    /// A scratch limit below one output row forces one row per chunk; results must match the
+    /// single-chunk computation (forward and all gradients), for both ops.
+    func testChunkedMatchesUnchunked() {
+        let saved = ConvolutionScratch.maxBytes
+        defer { ConvolutionScratch.maxBytes = saved }
+        for transpose in [false, true] {
+            for pad in [Padding.same, .valid] {
+                var r = TestRandom(seed: 21)
+                let x = r.uniform([3, 7, 6, 3]), k = r.uniform([3, 2, 3, 4]), b = r.uniform([transpose ? 3 : 4])
+                let kk = transpose ? r.uniform([3, 2, 3, 3]) : k
+                func f() -> Tensor {
+                    transpose ? Tensor.conv2dTranspose(x, kernel: kk, bias: b, strides: (2, 1), padding: pad)
+                              : Tensor.conv2d(x, kernel: k, bias: b, strides: (2, 1), padding: pad)
+                }
+                var results: [[[Float]]] = []
+                for limit in [saved, 1, 2000] {
+                    ConvolutionScratch.maxBytes = limit
+                    for t in [x, kk, b] { t.grad = nil }
+                    let out = f()
+                    var sr = TestRandom(seed: 5)
+                    out.backward(seed: sr.uniform(out.shape, grad: false))
+                    results.append([out.scalars, x.grad!.scalars, kk.grad!.scalars, b.grad!.scalars])
+                }
+                for limit in 1..<results.count {
+                    for (i, name) in ["out", "dx", "dkernel", "dbias"].enumerated() {
+                        assertClose(results[limit][i], results[0][i].map(Double.init), atol: 1e-5, rtol: 1e-5,
+                                    "\(name) chunked (transpose \(transpose), \(pad))")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rotated-kernel ∂x path (stride 1, Cin ≥ 16) in chunks matches the unchunked computation.
+    func testChunkedRotatedKernelPath() {
+        let saved = ConvolutionScratch.maxBytes
+        defer { ConvolutionScratch.maxBytes = saved }
+        var r = TestRandom(seed: 41)
+        let x = r.uniform([3, 6, 5, 16]), k = r.uniform([3, 3, 16, 4])
+        var results: [[[Float]]] = []
+        for limit in [saved, 1, 4000] {
+            ConvolutionScratch.maxBytes = limit
+            x.grad = nil; k.grad = nil
+            let out = Tensor.conv2d(x, kernel: k, padding: .same, dilation: (1, 2))
+            var sr = TestRandom(seed: 6)
+            out.backward(seed: sr.uniform(out.shape, grad: false))
+            results.append([out.scalars, x.grad!.scalars, k.grad!.scalars])
+        }
+        for limit in 1..<results.count {
+            for (i, name) in ["out", "dx", "dkernel"].enumerated() {
+                assertClose(results[limit][i], results[0][i].map(Double.init), atol: 1e-5, rtol: 1e-5, "\(name) chunked")
+            }
+        }
+    }
+
+    /// Gradients accumulate onto existing ones (two uses of the same kernel in one graph).
+    func testGradientAccumulatesAcrossUses() {
+        var r = TestRandom(seed: 31)
+        let x = r.uniform([1, 5, 5, 2]), k = r.uniform([3, 3, 2, 2])
+        gradientCheck(inputs: [x, k], "conv applied twice") { t in
+            Tensor.conv2d(Tensor.conv2d(t[0], kernel: t[1], padding: .same), kernel: t[1], strides: (2, 2), padding: .same)
+        }
+    }
+}
