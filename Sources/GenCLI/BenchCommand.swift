@@ -8,17 +8,17 @@ public struct BenchCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time gen on the reference workloads (compare with ../shared/bench/run.sh in the same session).",
-        discussion: "Workloads: text (charlstm_train and charlstm_gen), vae (vae_train), dcgan. Prints one 'RESULT {json}' line per measurement."
+        discussion: "Workloads: text (charlstm_train and charlstm_gen), vae (vae_train), dcgan, style (style_cached: VGG19 and SqueezeNet, 400x533). Prints one 'RESULT {json}' line per measurement."
     )
 
-    @Argument(help: "Workload: text, vae, dcgan.") public var workload: String
+    @Argument(help: "Workload: text, vae, dcgan, style.") public var workload: String
     @Option(help: "Threads for gen's kernels and OpenBLAS.") public var threads: Int = 2
     @Option(help: "Seconds of timed work per measurement.") public var budget: Double = 20
 
     public init() {}
 
     public func validate() throws {
-        guard ["text", "vae", "dcgan"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text, vae, dcgan)") }
+        guard ["text", "vae", "dcgan", "style"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text, vae, dcgan, style)") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
@@ -29,6 +29,12 @@ public struct BenchCommand: ParsableCommand {
             // One training step of the book's convolutional VAE at batch 128 (../shared/bench `vae`).
             let t = VAEBenchmark.training(budget: budget)
             emit(t, threads: threads, extra: ["ms_per_batch": String(format: "%.2f", t.medianSeconds * 1000)])
+        case "style":
+            // One loss+gradient evaluation with cached targets at 400x533 (../shared/bench `style_cached`).
+            for net in ["vgg19", "squeezenet1_0"] {
+                let r = try StyleBenchmark.evaluation(network: net, budget: budget)
+                emit(r, threads: threads, extra: ["s_per_evaluation": String(format: "%.3f", r.medianSeconds)])
+            }
         case "dcgan":
             // One full GAN step of the book's DCGAN at batch 20 (../shared/bench `dcgan`).
             let r = GANBenchmark.step(budget: max(budget, 30))

@@ -7,7 +7,7 @@ public struct GenCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "gen",
         abstract: "A studio for generative deep learning: text, style, dream, VAE and GAN.",
-        subcommands: [TextCommand.self, VAECommand.self, ImageCommand.self, GANCommand.self, BenchCommand.self, WeightsCommand.self]
+        subcommands: [TextCommand.self, StyleCommand.self, VAECommand.self, ImageCommand.self, GANCommand.self, DreamCommand.self, BenchCommand.self, WeightsCommand.self, ClassifyCommand.self]
     )
     public init() {}
 

@@ -26,6 +26,7 @@ public struct GANModelConfig: Codable, Equatable {
     /// the book relies on, is 0.3).
     public var leakySlope: Float = 0.2
 
+    /// The defaults: the book's model and training.
     public init() {}
 
     /// Checks ranges (the messages name the command-line options).

@@ -38,9 +38,13 @@ public enum GANPictures {
 
     /// One curve of ``lossCurve(_:width:height:)``: values by step, drawn in `color` (RGB in [0, 1]).
     public struct Series {
+        /// x coordinates (training steps), ascending.
         public var steps: [Double]
+        /// y values (losses); non-finite values are skipped.
         public var values: [Double]
+        /// Line colour, RGB in [0, 1].
         public var color: (Float, Float, Float)
+        /// A curve.
         public init(steps: [Double], values: [Double], color: (Float, Float, Float)) {
             self.steps = steps
             self.values = values

@@ -25,6 +25,7 @@ public enum GANError: Error, CustomStringConvertible, LocalizedError {
     /// (diverged) (`what` says which) at `step`.
     case nonFinite(step: Int, what: String, lastCheckpoint: String?)
 
+    /// The message, naming the step, what failed and the last good checkpoint.
     public var description: String {
         switch self {
         case let .nonFinite(step, what, c):
@@ -34,6 +35,7 @@ public enum GANError: Error, CustomStringConvertible, LocalizedError {
         }
     }
 
+    /// Same as ``description``.
     public var errorDescription: String? { description }
 }
 

@@ -49,6 +49,7 @@ public struct GANTrainingConfig: Codable, Equatable {
     /// No collapse warnings before this step (the first steps of any GAN look collapsed).
     public var collapseWarmupSteps = 200
 
+    /// The defaults: the book's model and training.
     public init() {}
 
     /// Checks ranges; the messages name the options as the command line spells them.
@@ -101,8 +102,9 @@ public struct GANTrainingSummary {
     public var folder: URL
     /// The last checkpoint.
     public var checkpoint: URL
-    /// Steps done in total, and the epoch reached (0-based, the epoch in progress).
+    /// Steps done in total.
     public var steps: Int
+    /// The epoch reached (0-based: the epoch in progress, or the one just finished).
     public var epoch: Int
     /// Mean losses over the last logged window (nil when no step ran in this session).
     public var lastLosses: GANStepLosses?
@@ -129,6 +131,7 @@ enum GANKeys {
 /// (the fixed noise batch every `sampleEvery` steps and at the end), `metrics.csv`, `loss.png`
 /// (blue: discriminator loss on real, red: on generated, green: generator loss), `run.json`.
 public final class GANTrainer {
+    /// The effective settings (the checkpoint's, with the new stopping criteria, when resuming).
     public let config: GANTrainingConfig
     let data: GANImageData
     let generator: GANGenerator
@@ -349,8 +352,8 @@ public final class GANTrainer {
         }
 
         var window: [GANStepLosses] = []
-        var excessWindow: [Double] = []
-        var dCollapseWarned = false, modeCollapseWarned = false
+        var dMonitor = DiscriminatorCollapseMonitor()
+        var modeCollapseWarned = false
         var lastLosses: GANStepLosses?
         var lastGrid: URL?
         var stopReason = "completed"
@@ -423,8 +426,6 @@ public final class GANTrainer {
             let losses = try stepper.step(real: real, step: state.step + 1, rng: &state.rng)
             state.step += 1
             window.append(losses)
-            excessWindow.append(losses.discriminatorExcess)
-            if excessWindow.count > 100 { excessWindow.removeFirst() }
 
             rateSteps += 1
             let dt = Date().timeIntervalSince(rateStart)
@@ -435,15 +436,7 @@ public final class GANTrainer {
                                   rate: rate, rateUnit: "steps/s", elapsed: elapsedTotal(), eta: eta))
 
             // The discriminator winning outright: its loss at the floor its noisy targets allow.
-            if state.step >= config.collapseWarmupSteps && excessWindow.count >= 50 {
-                let mean = excessWindow.reduce(0, +) / Double(excessWindow.count)
-                if mean < 0.01 {
-                    if !dCollapseWarned {
-                        progress.report(.warning(String(format: "the discriminator's loss has collapsed to its floor (%.4f nats above it over the last %d steps, D loss %.4f, G loss %.4f): it tells every generated image apart and the generator gets no useful gradient; consider a lower --d-learning-rate, more --label-noise or --label-smoothing", mean, excessWindow.count, losses.discriminator, losses.generator)))
-                        dCollapseWarned = true
-                    }
-                } else if mean > 0.05 { dCollapseWarned = false }
-            }
+            if state.step >= config.collapseWarmupSteps, let m = dMonitor.observe(losses) { progress.report(.warning(m)) }
 
             let sampleNow = state.step % config.sampleEvery == 0
             if sampleNow { try writeGrid() }
@@ -472,5 +465,30 @@ public final class GANTrainer {
         return GANTrainingSummary(folder: folder.url, checkpoint: lastCheckpoint ?? folder.file("checkpoint.safetensors"),
                                   steps: state.step, epoch: sampler.position.epoch, lastLosses: lastLosses,
                                   lastGrid: lastGrid, stopReason: stopReason)
+    }
+}
+
+/// Watches the discriminator's excess loss (``GANStepLosses/discriminatorExcess``) over the last
+/// `window` steps and says once when its mean falls below `threshold` nats (the discriminator has
+/// won: its loss sits at the floor its noisy targets allow), again only after it rose above `rearm`.
+struct DiscriminatorCollapseMonitor {
+    var window = 100, minimumSteps = 50
+    var threshold = 0.01, rearm = 0.05
+    private(set) var recent: [Double] = []
+    private(set) var warned = false
+
+    /// Records one step; returns a warning message when the collapse starts.
+    mutating func observe(_ l: GANStepLosses) -> String? {
+        recent.append(l.discriminatorExcess)
+        if recent.count > window { recent.removeFirst() }
+        guard recent.count >= minimumSteps else { return nil }
+        let mean = recent.reduce(0, +) / Double(recent.count)
+        if mean < threshold {
+            if warned { return nil }
+            warned = true
+            return String(format: "the discriminator's loss has collapsed to its floor (%.4f nats above it over the last %d steps, D loss %.4f, G loss %.4f): it tells every generated image apart and the generator gets no useful gradient; consider a lower --d-learning-rate, more --label-noise or --label-smoothing", mean, recent.count, l.discriminator, l.generator)
+        }
+        if mean > rearm { warned = false }
+        return nil
     }
 }

@@ -96,44 +96,124 @@ public final class VAEModel {
     /// The posterior q(z|x): mean and log-variance.
     /// - Parameter x: `[N, S, S, C]` images in [0, 1].
     /// - Returns: two `[N, latentDim]` tensors.
-    public func encode(_ x: Tensor) -> (mean: Tensor, logVariance: Tensor) {
+    public func encode(_ x: Tensor) -> (mean: Tensor, logVariance: Tensor) { encode(x, with: parameters) }
+
+    /// ``encode(_:)`` with explicit parameter tensors in the order of ``parameters`` (the batch
+    /// partitions of a training step use views that share the weights' storage).
+    func encode(_ x: Tensor, with p: [Tensor]) -> (mean: Tensor, logVariance: Tensor) {
         precondition(x.rank == 4 && x.shape[1] == config.imageSize && x.shape[2] == config.imageSize && x.shape[3] == config.channels,
                      "VAEModel.encode: input \(x.shape) is not [N, \(config.imageSize), \(config.imageSize), \(config.channels)]")
         let n = x.shape[0]
-        let h = conv1(conv0(x).relu()).relu().reshaped([n, -1])
-        let e = hidden(h).relu()
-        return (meanHead(e), logVarianceHead(e))
+        var h = Tensor.conv2d(x, kernel: p[0], bias: p[1], strides: (2, 2), padding: .same).relu()
+        h = Tensor.conv2d(h, kernel: p[2], bias: p[3], strides: (2, 2), padding: .same).relu().reshaped([n, -1])
+        let e = (Tensor.matmul(h, p[4]) + p[5]).relu()
+        return (Tensor.matmul(e, p[6]) + p[7], Tensor.matmul(e, p[8]) + p[9])
     }
 
     /// Decoder logits.
     /// - Parameter z: `[N, latentDim]`.
     /// - Returns: `[N, S, S, C]` logits (pixel probabilities are their sigmoid).
-    public func decodeLogits(_ z: Tensor) -> Tensor {
+    public func decodeLogits(_ z: Tensor) -> Tensor { decodeLogits(z, with: parameters) }
+
+    /// ``decodeLogits(_:)`` with explicit parameter tensors in the order of ``parameters``.
+    func decodeLogits(_ z: Tensor, with p: [Tensor]) -> Tensor {
         precondition(z.rank == 2 && z.shape[1] == config.latentDim, "VAEModel.decodeLogits: z \(z.shape) is not [N, \(config.latentDim)]")
         let d = config.featureSize
-        let h = decoderDense(z).relu().reshaped([z.shape[0], d, d, config.filters[1]])
-        return output(deconv1(deconv0(h).relu()).relu())
+        var h = (Tensor.matmul(z, p[10]) + p[11]).relu().reshaped([z.shape[0], d, d, config.filters[1]])
+        h = Tensor.conv2dTranspose(h, kernel: p[12], bias: p[13], strides: (2, 2), padding: .same).relu()
+        h = Tensor.conv2dTranspose(h, kernel: p[14], bias: p[15], strides: (2, 2), padding: .same).relu()
+        return Tensor.conv2dTranspose(h, kernel: p[16], bias: p[17], strides: (1, 1), padding: .same)
     }
 
     /// Decoded images: the sigmoid of ``decodeLogits(_:)``, `[N, S, S, C]` in [0, 1].
     public func decode(_ z: Tensor) -> Tensor { decodeLogits(z).sigmoid() }
 
     /// The reparameterisation trick (Kingma & Welling 2014, §2.4): `z = μ + exp(½·logvar)·ε`,
-    /// ε ~ N(0, I) drawn from `rng` (the book's first edition wrote `exp(logvar)`, the variance, by mistake).
-    public static func reparameterize(mean: Tensor, logVariance: Tensor, using rng: inout RandomGenerator) -> Tensor {
-        let eps = Tensor.normal(mean.shape, using: &rng)
-        return mean + (logVariance * 0.5).exp() * eps
+    /// ε ~ N(0, I) (the book's first edition wrote `exp(logvar)`, the variance, by mistake).
+    public static func reparameterize(mean: Tensor, logVariance: Tensor, noise eps: Tensor) -> Tensor {
+        mean + (logVariance * 0.5).exp() * eps
     }
 
-    /// Per-batch loss terms for `x`, drawing one z per image from `rng`.
+    /// Per-batch loss terms for `x`, drawing one z per image from `rng` (ε for all images is drawn
+    /// first, row by row, so the stream does not depend on how the batch is partitioned).
     /// - Returns: `reconstruction`: binary cross-entropy summed over pixels and over the batch (scalar);
     ///   `kl`: KL(q(z|x) ‖ N(0, I)) summed over latent dimensions and the batch (scalar).
     public func lossTerms(_ x: Tensor, using rng: inout RandomGenerator) -> (reconstruction: Tensor, kl: Tensor) {
-        let (mean, logVariance) = encode(x)
-        let z = VAEModel.reparameterize(mean: mean, logVariance: logVariance, using: &rng)
-        let logits = decodeLogits(z)
+        lossTerms(x, noise: Tensor.normal([x.shape[0], config.latentDim], using: &rng), with: parameters)
+    }
+
+    /// ``lossTerms(_:using:)`` with given noise `[N, latentDim]` and parameter tensors.
+    func lossTerms(_ x: Tensor, noise: Tensor, with p: [Tensor]) -> (reconstruction: Tensor, kl: Tensor) {
+        let (mean, logVariance) = encode(x, with: p)
+        let z = VAEModel.reparameterize(mean: mean, logVariance: logVariance, noise: noise)
+        let logits = decodeLogits(z, with: p)
         let rec = Tensor.binaryCrossEntropy(logits: logits, targets: x, reduction: .sum)
         let kl = Tensor.klDivergenceDiagonalGaussian(mean: mean, logVariance: logVariance).sum()
         return (rec, kl)
     }
+
+    /// Number of batch partitions a step of `batch` images uses: one per thread (``GenTensor/Threads``),
+    /// each of at least 8 images.
+    public static func partitions(batch: Int) -> Int { max(1, min(Threads.count, batch / 8)) }
+
+    /// Forward and backward pass of one training step, data-parallel: the batch is split into
+    /// `parts` contiguous partitions, each run on its own thread with single-threaded kernels on
+    /// views of the weights, and their gradients are summed in partition order into the weights'
+    /// `.grad` (deterministic for a given `parts`). The loss is `scale · (reconstruction + beta · KL)`.
+    ///
+    /// - Parameters:
+    ///   - x: `[N, S, S, C]` images; noise: `[N, latentDim]` ε.
+    /// - Returns: the summed reconstruction and KL terms over the batch (nats), before `scale`.
+    public func trainingGradients(_ x: Tensor, noise: Tensor, beta: Float, scale: Float, parts requested: Int) -> (reconstruction: Double, kl: Double) {
+        let n = x.shape[0]
+        let parts = max(1, min(requested, n))
+        let params = parameters
+        if parts == 1 {
+            let (rec, kl) = lossTerms(x, noise: noise, with: params)
+            ((rec + kl * beta) * scale).backward()
+            return (Double(rec.scalar), Double(kl.scalar))
+        }
+        let results = (0..<parts).map { _ in PartitionResult() }
+        parallelPartitions(n, parts: parts) { k, range in
+            let views = params.map { Tensor(shape: $0.shape, storage: $0.storage, requiresGrad: true) }
+            let (rec, kl) = lossTerms(x.slice(axis: 0, range: range), noise: noise.slice(axis: 0, range: range), with: views)
+            ((rec + kl * beta) * scale).backward()
+            results[k].reconstruction = Double(rec.scalar)
+            results[k].kl = Double(kl.scalar)
+            results[k].grads = views.map(\.grad)
+        }
+        for (i, p) in params.enumerated() {
+            p.accumulateGrad { g in
+                for k in 0..<parts {
+                    guard let gk = results[k].grads[i] else { continue }
+                    let src = gk.storage.base
+                    for j in 0..<p.count { g[j] += src[j] }
+                }
+            }
+        }
+        return (results.reduce(0) { $0 + $1.reconstruction }, results.reduce(0) { $0 + $1.kl })
+    }
+
+    /// Negative-ELBO terms of `x` without a graph, data-parallel like ``trainingGradients(_:noise:beta:scale:parts:)``.
+    /// - Returns: summed reconstruction and KL terms over the images (nats).
+    public func evaluationTerms(_ x: Tensor, noise: Tensor, parts requested: Int) -> (reconstruction: Double, kl: Double) {
+        let n = x.shape[0]
+        let parts = max(1, min(requested, n))
+        let results = (0..<parts).map { _ in PartitionResult() }
+        withNoGrad {
+            parallelPartitions(n, parts: parts) { k, range in
+                let (rec, kl) = lossTerms(x.slice(axis: 0, range: range), noise: noise.slice(axis: 0, range: range), with: parameters)
+                results[k].reconstruction = Double(rec.scalar)
+                results[k].kl = Double(kl.scalar)
+            }
+        }
+        return (results.reduce(0) { $0 + $1.reconstruction }, results.reduce(0) { $0 + $1.kl })
+    }
+}
+
+/// What one batch partition of a step computed (each thread writes only its own).
+final class PartitionResult {
+    var reconstruction = 0.0
+    var kl = 0.0
+    var grads: [Tensor?] = []
 }

@@ -94,8 +94,9 @@ public enum VAEPictures {
 
     /// A scatter plot of 2-D points coloured by label, as an RGB image of `size`×`size` (+ a legend strip
     /// of one colour swatch per label on the right): white background, gray axes through the origin,
-    /// light grid lines at every integer, each point a 3×3 dot. The plotted range is symmetric,
-    /// covering the 99.5th percentile of |coordinate| (outliers beyond it are clamped to the border).
+    /// light grid lines at every integer, each point a 3×3 dot. Both axes share one scale; the plotted
+    /// window is centred on the points and covers their 0.5th to 99.5th percentiles on each axis with
+    /// a 10% margin (outliers beyond it are clamped to the border).
     /// - Parameters:
     ///   - points: `[(x, y)]` latent means (non-finite points are skipped).
     ///   - labels: one label ≥ 0 per point, or nil (one colour).
@@ -104,27 +105,35 @@ public enum VAEPictures {
         let w = size + legend, h = size
         var img = Image(width: w, height: h, channels: 3, repeating: 1)
         let finite = points.enumerated().filter { $0.element.0.isFinite && $0.element.1.isFinite }
-        var mags = finite.flatMap { [Swift.abs($0.element.0), Swift.abs($0.element.1)] }.sorted()
-        if mags.isEmpty { mags = [1] }
-        let extent = max(mags[min(mags.count - 1, Int(Double(mags.count) * 0.995))] * 1.05, 1e-3)
+        // Robust bounds per axis (0.5th to 99.5th percentile), one scale for both axes.
+        func bounds(_ v: [Float]) -> (Float, Float) {
+            guard !v.isEmpty else { return (-1, 1) }
+            let s = v.sorted()
+            return (s[Int(Double(s.count - 1) * 0.005)], s[Int(Double(s.count - 1) * 0.995)])
+        }
+        let (x0, x1) = bounds(finite.map { $0.element.0 }), (y0, y1) = bounds(finite.map { $0.element.1 })
+        let extent = max(max(x1 - x0, y1 - y0) * 0.55, 1e-3)   // half the plotted span
+        let cx = (x0 + x1) / 2, cy = (y0 + y1) / 2
         let margin = 6
-        func px(_ v: Float) -> Int { Int(((v / extent + 1) / 2 * Float(size - 2 * margin)).rounded()) + margin }
+        func px(_ v: Float, _ c: Float) -> Int { Int((((v - c) / extent + 1) / 2 * Float(size - 2 * margin)).rounded()) + margin }
         func set(_ x: Int, _ y: Int, _ c: (Float, Float, Float)) {
             guard x >= 0, x < w, y >= 0, y < h else { return }
             img[x, y, 0] = c.0; img[x, y, 1] = c.1; img[x, y, 2] = c.2
         }
         // Grid lines at integers, axes through 0.
         if extent < 50 {
-            var k = -Int(extent.rounded(.down))
-            while Float(k) <= extent {
-                let p = px(Float(k)), colour: (Float, Float, Float) = k == 0 ? (0.55, 0.55, 0.55) : (0.9, 0.9, 0.9)
-                for t in 0..<size { set(p, t, colour); set(t, size - 1 - p, colour) }
-                k += 1
+            for (c, vertical) in [(cx, true), (cy, false)] {
+                var k = Int((c - extent).rounded(.up))
+                while Float(k) <= c + extent {
+                    let p = px(Float(k), c), colour: (Float, Float, Float) = k == 0 ? (0.55, 0.55, 0.55) : (0.9, 0.9, 0.9)
+                    for t in 0..<size { if vertical { set(p, t, colour) } else { set(t, size - 1 - p, colour) } }
+                    k += 1
+                }
             }
         }
         for (i, pt) in finite {
             let colour = labels.map { palette[max($0[i], 0) % palette.count] } ?? palette[0]
-            let x = min(max(px(pt.0), 1), size - 2), y = size - 1 - min(max(px(pt.1), 1), size - 2)
+            let x = min(max(px(pt.0, cx), 1), size - 2), y = size - 1 - min(max(px(pt.1, cy), 1), size - 2)
             for dy in -1...1 { for dx in -1...1 { set(x + dx, y + dy, colour) } }
         }
         if let labels {

@@ -279,14 +279,14 @@ public final class VAETrainer {
         let n = min(data.testCount, config.maxEvaluationImages)
         var rng = RandomGenerator(seed: config.seed &+ 0xE7A1 &+ UInt64(truncatingIfNeeded: round) &* 104_729)
         var rec = 0.0, kl = 0.0
-        withNoGrad {
-            var s = 0
-            while s < n {
-                let e = min(s + 500, n)
-                let (r, k) = model.lossTerms(data.batch(Array(s..<e), test: true), using: &rng)
-                rec += Double(r.scalar); kl += Double(k.scalar)
-                s = e
-            }
+        var s = 0
+        while s < n {
+            let e = min(s + 500, n)
+            let noise = Tensor.normal([e - s, config.latentDim], using: &rng)
+            let (r, k) = model.evaluationTerms(data.batch(Array(s..<e), test: true), noise: noise,
+                                               parts: VAEModel.partitions(batch: e - s))
+            rec += r; kl += k
+            s = e
         }
         return VAEEvaluation(negativeELBO: (rec + kl) / Double(n), reconstruction: rec / Double(n), kl: kl / Double(n), images: n)
     }
@@ -400,14 +400,14 @@ public final class VAETrainer {
 
             let indices = sampler.next()
             let x = data.batch(indices)
-            let (rec, kl) = model.lossTerms(x, using: &state.rng)
-            let loss = (rec + kl * config.beta) * (1 / Float(indices.count))
-            var lossValue = Double(loss.scalar)
+            let noise = Tensor.normal([indices.count, config.latentDim], using: &state.rng)
+            let (rec, kl) = model.trainingGradients(x, noise: noise, beta: config.beta, scale: 1 / Float(indices.count),
+                                                    parts: VAEModel.partitions(batch: indices.count))
+            var lossValue = (rec + Double(config.beta) * kl) / Double(indices.count)
             if poisonStep == state.step + 1 { lossValue = .nan }
             guard lossValue.isFinite, lossValue <= maximumNatsPerImage else {
                 throw VAEError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
             }
-            loss.backward()
             guard globalGradientNorm(params).isFinite else {
                 throw VAEError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
             }
