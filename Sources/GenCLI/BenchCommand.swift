@@ -11,14 +11,14 @@ public struct BenchCommand: ParsableCommand {
         discussion: "Workloads: text (charlstm_train and charlstm_gen), vae (vae_train), dcgan, style (style_cached: VGG19 and SqueezeNet, 400x533). Prints one 'RESULT {json}' line per measurement."
     )
 
-    @Argument(help: "Workload: text, vae, dcgan, style.") public var workload: String
+    @Argument(help: "Workload: text, vae, dcgan, style, deepdream.") public var workload: String
     @Option(help: "Threads for gen's kernels and OpenBLAS.") public var threads: Int = 2
     @Option(help: "Seconds of timed work per measurement.") public var budget: Double = 20
 
     public init() {}
 
     public func validate() throws {
-        guard ["text", "vae", "dcgan", "style"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text, vae, dcgan, style)") }
+        guard ["text", "vae", "dcgan", "style", "deepdream"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text, vae, dcgan, style, deepdream)") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
@@ -43,6 +43,14 @@ public struct BenchCommand: ParsableCommand {
                 "ms_per_step": String(format: "%.1f", r.result.medianSeconds * 1000),
                 "gflop_per_call": String(format: "%.1f", GANBenchmark.flopsPerStep() / 1e9),
                 "eff_gflops": String(format: "%.1f", r.gflops)])
+        case "deepdream":
+            // One gradient-ascent step at 350x467, 490x653, 686x915 (../shared/bench `deepdream`), random weights.
+            for net in ["inception_v3", "squeezenet1_0"] {
+                for r in try DreamBenchmark.run(network: net) {
+                    print("RESULT {\"framework\": \"gen\", \"workload\": \"deepdream_\(r.network)_\(r.height)\", \"threads\": \(threads), "
+                          + "\"value\": \(String(format: "%.3f", r.medianSeconds)), \"unit\": \"s/step\", \"height\": \(r.height), \"width\": \(r.width), \"n\": \(r.steps)}")
+                }
+            }
         default:
             let t = TextBenchmark.training(budget: budget)
             emit(t, threads: threads, extra: ["ms_per_batch": String(format: "%.2f", t.medianSeconds * 1000)])
