@@ -102,10 +102,37 @@ class PretrainedConvNetwork: ImageNetClassifier {
     var stateDictShapes: [String: [Int]] { parameters.mapValues(\.torchShape) }
 
     /// Copies a torchvision state_dict into the network, strictly (see ``assign(_:to:source:ignoring:transform:)``).
+    ///
+    /// Problems are reported with torchvision's shapes (OIHW, `[out, in]`), all at once, sorted by
+    /// name; a file that holds none of the network's tensors gets a one-line summary instead.
     func load(stateDict: [String: Tensor], source: String) throws {
+        let ignored: (String) -> Bool = { isBookkeepingTensor($0) || self.isIgnoredKey($0) }
+        if !parameters.keys.contains(where: { stateDict[$0] != nil }) {
+            let sample = stateDict.keys.filter { !ignored($0) }.sorted().prefix(3).map { "'\($0)'" }
+            throw PretrainedError(file: source, kind: .stateDictMismatch([
+                "the file holds none of the \(parameters.count) tensors of \(name) (it has \(stateDict.count) tensors"
+                    + (sample.isEmpty ? "" : ", e.g. \(sample.joined(separator: ", "))")
+                    + "): are these the weights of another network?",
+            ]))
+        }
+        var problems: [String] = []
+        for key in parameters.keys.sorted() {
+            let expected = parameters[key]!.torchShape
+            if let t = stateDict[key] {
+                if t.shape != expected {
+                    problems.append("shape mismatch: '\(key)' is \(t.shape) in the file, \(name) expects \(expected)")
+                }
+            } else {
+                problems.append("missing: '\(key)' (\(name) expects shape \(expected))")
+            }
+        }
+        for key in stateDict.keys.sorted() where parameters[key] == nil && !ignored(key) {
+            problems.append("unexpected: '\(key)' (shape \(stateDict[key]!.shape)) is not a tensor of \(name)")
+        }
+        if !problems.isEmpty { throw PretrainedError(file: source, kind: .stateDictMismatch(problems)) }
         let kinds = parameters.mapValues(\.kind)
         try assign(stateDict, to: parameters.mapValues(\.tensor), source: source,
-                   ignoring: { isBookkeepingTensor($0) || self.isIgnoredKey($0) },
+                   ignoring: ignored,
                    transform: { key, t in
                        guard let kind = kinds[key] else { return t }
                        return PretrainedConvNetwork.convert(t, kind: kind)
