@@ -150,19 +150,6 @@ let bitsPerNat = 1 / Foundation.log(2.0)
 /// non-finite loss.
 let maximumBitsPerCharacter = 1e6
 
-/// Whether every element of `tensors` is finite (no NaN, no ±∞); an integer max over the exponent
-/// bits, so it vectorises.
-func allFinite(_ tensors: [Tensor]) -> Bool {
-    for t in tensors {
-        let n = t.count
-        var exponent: UInt32 = 0
-        t.storage.base.withMemoryRebound(to: UInt32.self, capacity: n) { u in
-            for j in 0..<n { exponent = max(exponent, u[j] & 0x7F80_0000) }
-        }
-        if exponent == 0x7F80_0000 { return false }
-    }
-    return true
-}
 
 /// Checkpoint metadata keys for text runs.
 enum TextKeys {
@@ -257,37 +244,15 @@ public final class TextTrainer {
         }
 
         folder = try RunFolder(explicit: output ?? resume?.deletingLastPathComponent(), generator: "text")
-        record = RunRecord(generator: "text", arguments: arguments, settings: TextTrainer.describe(config), seed: config.seed)
+        record = RunRecord(generator: "text", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         lastCheckpoint = restored != nil ? resume : nil
     }
 
     /// Loads parameters and optimizer state by name, strictly.
     static func restore(model: TextModel, optimizer: Optimizer, from ckpt: Checkpoint, path: String) throws {
-        for p in model.parameters {
-            let name = p.name ?? ""
-            guard let t = ckpt.tensors[name] else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) is missing")
-            }
-            guard t.shape == p.shape else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
-            }
-            guard allFinite([t]) else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) holds non-finite values")
-            }
-            p.assign(t)
-        }
-        var optState: [String: Tensor] = [:]
-        for (k, v) in ckpt.tensors where k.hasPrefix("optimizer/") { optState[String(k.dropFirst("optimizer/".count))] = v }
+        try restoreParameters(model.parameters, from: ckpt, path: path)
         let st = try ckpt.metadataIfPresent(TextTrainingState.self, forKey: TextKeys.state)
-        try optimizer.loadState(optState, step: st?.step ?? 0, parameters: model.parameters)
-    }
-
-    static func describe(_ c: TextTrainingConfig) -> [String: String] {
-        let enc = JSONEncoder()
-        enc.outputFormatting = .sortedKeys
-        guard let data = try? enc.encode(c),
-              let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
-        return obj.mapValues { "\($0)" }
+        try restoreOptimizer(optimizer, step: st?.step ?? 0, parameters: model.parameters, from: ckpt)
     }
 
     /// The model being trained.
@@ -301,8 +266,7 @@ public final class TextTrainer {
     @discardableResult
     func saveCheckpoint() throws -> URL {
         var ckpt = Checkpoint(generator: TextKeys.generator)
-        for p in model.parameters { ckpt.tensors[p.name ?? ""] = p }
-        for (k, v) in optimizer.stateTensors() { ckpt.tensors["optimizer/" + k] = v }
+        storeParameters(model.parameters, optimizer: optimizer, into: &ckpt)
         try ckpt.setMetadata(model.config, forKey: Checkpoint.Key.config)
         try ckpt.setMetadata(config, forKey: TextKeys.training)
         try ckpt.setMetadata(state, forKey: TextKeys.state)

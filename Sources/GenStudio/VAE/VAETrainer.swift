@@ -203,48 +203,17 @@ public final class VAETrainer {
         state = VAETrainingState(position: DataPosition(seed: config.seed), rng: rng)
         if let restored {
             let path = resume?.path ?? ""
-            try VAETrainer.restoreWeights(model, from: restored.checkpoint, path: path)
-            var optState: [String: Tensor] = [:]
-            for (k, v) in restored.checkpoint.tensors where k.hasPrefix("optimizer/") { optState[String(k.dropFirst("optimizer/".count))] = v }
-            try optimizer.loadState(optState, step: restored.state.step, parameters: model.parameters)
+            try restoreParameters(model.parameters, from: restored.checkpoint, path: path)
+            try restoreOptimizer(optimizer, step: restored.state.step, parameters: model.parameters, from: restored.checkpoint)
             guard restored.state.position.indexInEpoch <= data.trainCount, restored.state.step >= 0, restored.state.epoch >= 0 else {
                 throw StudioError.incompatibleCheckpoint(path: path, reason: "its data position does not fit \(data.trainCount) training images (different --data?)")
             }
             state = restored.state
         }
         folder = try RunFolder(explicit: output ?? resume?.deletingLastPathComponent(), generator: "vae")
-        record = RunRecord(generator: "vae", arguments: arguments, settings: VAETrainer.describe(config), seed: config.seed)
+        record = RunRecord(generator: "vae", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         record.settings["data_description"] = data.description
         lastCheckpoint = restored != nil ? resume : nil
-    }
-
-    /// Copies checkpoint tensors into the model's parameters by name, strictly (every name, same
-    /// shape, finite values).
-    /// - Throws: ``StudioError/incompatibleCheckpoint(path:reason:)``.
-    static func restoreWeights(_ model: VAEModel, from ckpt: Checkpoint, path: String) throws {
-        var pairs: [(Tensor, Tensor)] = []
-        for p in model.parameters {
-            let name = p.name ?? ""
-            guard let t = ckpt.tensors[name] else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) is missing")
-            }
-            guard t.shape == p.shape else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
-            }
-            guard allFinite([t]) else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) holds non-finite values")
-            }
-            pairs.append((p, t))
-        }
-        for (p, t) in pairs { p.assign(t) }
-    }
-
-    static func describe(_ c: VAETrainingConfig) -> [String: String] {
-        let enc = JSONEncoder()
-        enc.outputFormatting = .sortedKeys
-        guard let data = try? enc.encode(c),
-              let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
-        return obj.mapValues { "\($0)" }
     }
 
     /// The model being trained.
@@ -256,8 +225,7 @@ public final class VAETrainer {
     @discardableResult
     func saveCheckpoint() throws -> URL {
         var ckpt = Checkpoint(generator: VAEKeys.generator)
-        for p in model.parameters { ckpt.tensors[p.name ?? ""] = p }
-        for (k, v) in optimizer.stateTensors() { ckpt.tensors["optimizer/" + k] = v }
+        storeParameters(model.parameters, optimizer: optimizer, into: &ckpt)
         try ckpt.setMetadata(model.config, forKey: Checkpoint.Key.config)
         try ckpt.setMetadata(config, forKey: VAEKeys.training)
         try ckpt.setMetadata(state, forKey: VAEKeys.state)
@@ -478,7 +446,7 @@ extension VAEModel {
         }
         var rng = RandomGenerator(seed: 0)
         let model = VAEModel(config: config, using: &rng)
-        try VAETrainer.restoreWeights(model, from: ckpt, path: url.path)
+        try restoreParameters(model.parameters, from: ckpt, path: url.path)
         return model
     }
 }

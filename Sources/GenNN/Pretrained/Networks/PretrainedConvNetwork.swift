@@ -91,7 +91,7 @@ class PretrainedConvNetwork: ImageNetClassifier {
     func onWeightsChanged(_ body: @escaping () -> Void) { finalizers.append(body) }
 
     /// The classifier after the last stage: `[N, H, W, C]` → `[N, 1000]`. Subclasses override.
-    func head(_ x: Tensor) -> Tensor { fatalError("\(name): head not implemented") }
+    func head(_ x: Tensor) -> Tensor { preconditionFailure("\(name): subclasses must override head(_:)") }
 
     /// State_dict names (besides `num_batches_tracked`) that loading skips. Subclasses override.
     func isIgnoredKey(_ key: String) -> Bool { false }

@@ -1,0 +1,69 @@
+import Foundation
+import GenTensor
+import GenNN
+
+// Pieces every trainer shares: checkpoint I/O of parameters and optimizer state, finiteness
+// checks, and the settings record of run.json.
+
+/// Checkpoint name prefix of optimizer state tensors (`optimizer/rmsprop/velocity/3`, ...).
+let optimizerStatePrefix = "optimizer/"
+
+/// Whether every element of `tensors` is finite (no NaN, no ±∞); an integer max over the exponent
+/// bits, so it vectorises.
+func allFinite(_ tensors: [Tensor]) -> Bool {
+    for t in tensors {
+        let n = t.count
+        var exponent: UInt32 = 0
+        t.storage.base.withMemoryRebound(to: UInt32.self, capacity: n) { u in
+            for j in 0..<n { exponent = max(exponent, u[j] & 0x7F80_0000) }
+        }
+        if exponent == 0x7F80_0000 { return false }
+    }
+    return true
+}
+
+/// Loads named parameters from a checkpoint, strictly: every parameter must be present with its
+/// shape and finite values; nothing is assigned unless all of them are.
+/// - Throws: ``StudioError/incompatibleCheckpoint(path:reason:)`` naming the first bad tensor.
+func restoreParameters(_ parameters: [Tensor], from ckpt: Checkpoint, path: String) throws {
+    var pairs: [(Tensor, Tensor)] = []
+    for p in parameters {
+        let name = p.name ?? ""
+        guard let t = ckpt.tensors[name] else {
+            throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) is missing")
+        }
+        guard t.shape == p.shape else {
+            throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
+        }
+        guard allFinite([t]) else {
+            throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) holds non-finite values")
+        }
+        pairs.append((p, t))
+    }
+    for (p, t) in pairs { p.assign(t) }
+}
+
+/// Restores an optimizer's moments (stored under `prefix`) and step count.
+/// - Throws: `OptimizerError` for missing or mis-shaped state.
+func restoreOptimizer(_ optimizer: Optimizer, prefix: String = optimizerStatePrefix, step: Int,
+                      parameters: [Tensor], from ckpt: Checkpoint) throws {
+    var state: [String: Tensor] = [:]
+    for (k, v) in ckpt.tensors where k.hasPrefix(prefix) { state[String(k.dropFirst(prefix.count))] = v }
+    try optimizer.loadState(state, step: step, parameters: parameters)
+}
+
+/// Puts parameters (by name) and optimizer state (under `prefix`) into a checkpoint.
+func storeParameters(_ parameters: [Tensor], optimizer: Optimizer, prefix: String = optimizerStatePrefix,
+                     into ckpt: inout Checkpoint) {
+    for p in parameters { ckpt.tensors[p.name ?? ""] = p }
+    for (k, v) in optimizer.stateTensors() { ckpt.tensors[prefix + k] = v }
+}
+
+/// A Codable settings struct as flat strings, for `run.json`.
+func settingsDescription<T: Encodable>(_ settings: T) -> [String: String] {
+    let enc = JSONEncoder()
+    enc.outputFormatting = .sortedKeys
+    guard let data = try? enc.encode(settings),
+          let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
+    return obj.mapValues { "\($0)" }
+}
