@@ -1,0 +1,375 @@
+import Foundation
+import XCTest
+@testable import GenStudio
+import GenNN
+import GenData
+import GenTensor
+
+/// A tiny GAN configuration: 8x8 images, latent 4, 8 generator and 4 discriminator filters, batch 4.
+func tinyGANConfig(steps: Int? = 4, seed: UInt64 = 1, size: Int = 8, channels: Int = 3) -> GANTrainingConfig {
+    var c = GANTrainingConfig()
+    c.model.imageSize = size
+    c.model.channels = channels
+    c.model.latentDim = 4
+    c.model.generatorFilters = 8
+    c.model.discriminatorFilters = 4
+    c.batchSize = 4
+    c.steps = steps
+    c.seed = seed
+    c.sampleEvery = 2
+    c.sampleCount = 9
+    c.logEvery = 1
+    c.collapseWarmupSteps = 0
+    return c
+}
+
+/// Writes `count` small PNGs of varied colour and size into a new folder `name` under `dir`.
+@discardableResult
+func writeImageFolder(_ count: Int, in dir: URL, name: String = "images", seed: UInt64 = 3) throws -> URL {
+    let folder = dir.appendingPathComponent(name)
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    var rng = RandomGenerator(seed: seed)
+    for i in 0..<count {
+        let w = 8 + rng.nextInt(below: 8), h = 8 + rng.nextInt(below: 8)
+        var im = Image(width: w, height: h, channels: 3, repeating: 0)
+        let base = (rng.nextUniform(), rng.nextUniform(), rng.nextUniform())
+        for y in 0..<h { for x in 0..<w {
+            im[x, y, 0] = base.0 * Float(x) / Float(w); im[x, y, 1] = base.1; im[x, y, 2] = base.2 * Float(y) / Float(h)
+        } }
+        try im.write(to: folder.appendingPathComponent(String(format: "img%03d.png", i)).path)
+    }
+    return folder
+}
+
+/// Tensors of a gan checkpoint as bit patterns, by name.
+func ganCheckpointBits(_ url: URL) throws -> [String: [UInt32]] {
+    let ckpt = try Checkpoint.load(from: url, expectingGenerator: "gan")
+    return ckpt.tensors.mapValues { $0.scalars.map(\.bitPattern) }
+}
+
+@discardableResult
+func ganRun(data: String, config: GANTrainingConfig, resume: URL? = nil, output: URL?,
+            progress: ProgressReporter = SilentProgress()) throws -> GANTrainingSummary {
+    let t = try GANTrainer(data: data, config: config, resume: resume, output: output, arguments: ["gen", "gan", "train"],
+                           progress: progress)
+    return try t.run()
+}
+
+final class GANTrainingTests: XCTestCase {
+    func testArchitectureAdaptsToImageSize() throws {
+        for (size, stages, start, dSizes) in [(32, 1, 16, [30, 14, 6, 2]), (28, 1, 14, [26, 12, 5, 1]),
+                                              (64, 2, 16, [62, 30, 14, 6]), (16, 1, 8, [14, 6, 2]), (8, 1, 4, [6, 2])] {
+            var c = GANModelConfig()
+            c.imageSize = size
+            c.generatorFilters = 8
+            c.discriminatorFilters = 4
+            XCTAssertEqual(c.upsamplingStages, stages, "size \(size)")
+            XCTAssertEqual(c.startSize, start, "size \(size)")
+            XCTAssertEqual(c.discriminatorSizes, dSizes, "size \(size)")
+            var rng = RandomGenerator(seed: 1)
+            let g = GANGenerator(config: c, using: &rng), d = GANDiscriminator(config: c, using: &rng)
+            let x = withNoGrad { g(Tensor.normal([2, c.latentDim], using: &rng)) }
+            XCTAssertEqual(x.shape, [2, size, size, 3])
+            XCTAssertTrue(x.scalars.allSatisfy { $0 >= -1 && $0 <= 1 })
+            XCTAssertEqual(withNoGrad { d(x, training: false, rng: &rng) }.shape, [2, 1])
+        }
+        // The book's model: parameter counts of the Keras summary (generator 6,264,579; discriminator 790,913).
+        var rng = RandomGenerator(seed: 1)
+        XCTAssertEqual(GANGenerator(config: GANModelConfig(), using: &rng).parameterCount, 6_264_579)
+        XCTAssertEqual(GANDiscriminator(config: GANModelConfig(), using: &rng).parameterCount, 790_913)
+        XCTAssertEqual(GANBenchmark.flopsPerStep() / 1e9, 635, accuracy: 10)
+    }
+
+    func testTrainingWritesOutputsAndLossesMove() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(12, in: dir)
+        let out = dir.appendingPathComponent("run")
+        let s = try ganRun(data: data.path, config: tinyGANConfig(steps: 6), output: out)
+        XCTAssertEqual(s.steps, 6)
+        let files = listing(out)
+        for f in ["checkpoint.safetensors", "metrics.csv", "run.json", "loss.png", "samples/real.png",
+                  "samples/step-000002.png", "samples/step-000004.png", "samples/step-000006.png"] {
+            XCTAssertTrue(files.contains(f), "\(f) missing from \(files)")
+        }
+        let csv = try String(contentsOf: out.appendingPathComponent("metrics.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.first, "step,epoch,d_loss_real,d_loss_fake,d_loss,g_loss,d_excess,sample_diversity,elapsed_s,steps_per_s")
+        XCTAssertEqual(csv.count, 7)
+        let grid = try Image(contentsOf: out.appendingPathComponent("samples/step-000006.png").path)
+        XCTAssertEqual(grid.width, 3 * 8 + 4 * 2)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("run.json"))) as? [String: Any]
+        XCTAssertEqual(json?["outcome"] as? String, "reached 6 steps")
+    }
+
+    func testSameSeedSameResultDifferentSeedDiffers() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(10, in: dir).path
+        let a = try ganRun(data: data, config: tinyGANConfig(steps: 3), output: dir.appendingPathComponent("a"))
+        let b = try ganRun(data: data, config: tinyGANConfig(steps: 3), output: dir.appendingPathComponent("b"))
+        let c = try ganRun(data: data, config: tinyGANConfig(steps: 3, seed: 2), output: dir.appendingPathComponent("c"))
+        XCTAssertEqual(try ganCheckpointBits(a.checkpoint), try ganCheckpointBits(b.checkpoint))
+        XCTAssertNotEqual(try ganCheckpointBits(a.checkpoint), try ganCheckpointBits(c.checkpoint))
+        XCTAssertEqual(fileBytes(a.folder.appendingPathComponent("samples/step-000002.png")),
+                       fileBytes(b.folder.appendingPathComponent("samples/step-000002.png")))
+    }
+
+    func checkExactResume(optimizer: String, smoothing: Float) throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(10, in: dir).path   // batch 4, drop-last: 2 steps per epoch
+        var config = tinyGANConfig(steps: 7)
+        config.optimizer = optimizer
+        config.labelSmoothing = smoothing
+        let straight = try ganRun(data: data, config: config, output: dir.appendingPathComponent("straight"))
+
+        var first = config
+        first.steps = 3
+        let part = try ganRun(data: data, config: first, output: dir.appendingPathComponent("resumed"))
+        let resumed = try ganRun(data: data, config: config, resume: part.checkpoint, output: nil)
+        XCTAssertEqual(resumed.folder.standardizedFileURL.path, part.folder.standardizedFileURL.path)
+        XCTAssertEqual(resumed.steps, 7)
+        let x = try ganCheckpointBits(straight.checkpoint), y = try ganCheckpointBits(resumed.checkpoint)
+        XCTAssertEqual(Set(x.keys), Set(y.keys))
+        XCTAssertTrue(x.keys.contains { $0.hasPrefix("optimizer_d/") } && x.keys.contains { $0.hasPrefix("optimizer_g/") })
+        for k in x.keys { XCTAssertEqual(x[k], y[k], "\(optimizer): tensor \(k) differs after resume") }
+        let s1 = try Checkpoint.load(from: straight.checkpoint).metadata(GANTrainingState.self, forKey: "state")
+        let s2 = try Checkpoint.load(from: resumed.checkpoint).metadata(GANTrainingState.self, forKey: "state")
+        XCTAssertEqual(s1.rng, s2.rng)
+        XCTAssertEqual(s1.data, s2.data)
+        XCTAssertEqual(s1.step, 7)
+        // The same fixed-noise grid at the end.
+        XCTAssertEqual(fileBytes(straight.folder.appendingPathComponent("samples/step-000007.png")),
+                       fileBytes(resumed.folder.appendingPathComponent("samples/step-000007.png")))
+    }
+
+    func testExactResumeRMSprop() throws { try checkExactResume(optimizer: "rmsprop", smoothing: 0) }
+    func testExactResumeAdamWithSmoothing() throws { try checkExactResume(optimizer: "adam", smoothing: 0.1) }
+
+    func testNonFiniteStopsKeepsLastCheckpointAndWritesNoGrid() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(10, in: dir).path
+        let out = dir.appendingPathComponent("run")
+        var config = tinyGANConfig(steps: 10)
+        config.checkpointEvery = 1
+        config.sampleEvery = 1
+        let trainer = try GANTrainer(data: data, config: config, resume: nil, output: out, arguments: [], progress: SilentProgress())
+        var good: Data?
+        trainer.beforeStepHook = { step in
+            if step == 4 {
+                good = fileBytes(out.appendingPathComponent("checkpoint.safetensors"))
+                // Poison one generator weight: the losses become NaN.
+                trainer.currentGenerator.parameters[0].storage.base[0] = .nan
+            }
+        }
+        XCTAssertThrowsError(try trainer.run()) { e in
+            guard case GANError.nonFinite(let step, _, let last) = e else { return XCTFail("expected GANError.nonFinite, got \(e)") }
+            XCTAssertEqual(step, 4)
+            XCTAssertEqual(last, out.appendingPathComponent("checkpoint.safetensors").path)
+            XCTAssertTrue("\(e)".contains("last good checkpoint"), "\(e)")
+        }
+        XCTAssertNotNil(good)
+        XCTAssertEqual(fileBytes(out.appendingPathComponent("checkpoint.safetensors")), good, "the last good checkpoint changed")
+        let files = listing(out)
+        XCTAssertFalse(files.contains("samples/step-000004.png"), "a grid was written for the failed step")
+        XCTAssertTrue(files.contains("samples/step-000003.png"))
+        for (name, bits) in try ganCheckpointBits(out.appendingPathComponent("checkpoint.safetensors")) {
+            XCTAssertTrue(bits.allSatisfy { Float(bitPattern: $0).isFinite }, "\(name) holds non-finite values")
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("run.json"))) as? [String: Any]
+        XCTAssertTrue((json?["outcome"] as? String ?? "").hasPrefix("failed"), "\(String(describing: json))")
+    }
+
+    func testAbsurdLearningRateIsACleanFailure() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(10, in: dir).path
+        let out = dir.appendingPathComponent("run")
+        var config = tinyGANConfig(steps: 20)
+        config.dLearningRate = 3e38
+        config.gLearningRate = 3e38
+        config.clipValue = nil
+        config.checkpointEvery = 1
+        XCTAssertThrowsError(try ganRun(data: data, config: config, output: out)) { e in
+            guard case GANError.nonFinite = e else { return XCTFail("expected GANError.nonFinite, got \(e)") }
+        }
+        if FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path) {
+            for (name, bits) in try ganCheckpointBits(out.appendingPathComponent("checkpoint.safetensors")) {
+                XCTAssertTrue(bits.allSatisfy { Float(bitPattern: $0).isFinite }, "\(name) holds non-finite values")
+            }
+        }
+        for f in listing(out) where f.hasPrefix("samples/step-") {
+            let im = try Image(contentsOf: out.appendingPathComponent(f).path)
+            XCTAssertTrue(im.pixels.allSatisfy { $0.isFinite })
+        }
+    }
+
+    func testCase17MixedFolderTrains() throws {
+        let folder = try studioCasePath("case17_mixed_dataset")
+        let dir = try makeStudioTempDir(self)
+        for channels in [3, 1] {
+            var config = tinyGANConfig(steps: 2, size: 16, channels: channels)
+            config.batchSize = 4
+            let s = try ganRun(data: folder.path, config: config, output: dir.appendingPathComponent("c\(channels)"))
+            XCTAssertEqual(s.steps, 2)
+            let real = try Image(contentsOf: s.folder.appendingPathComponent("samples/real.png").path)
+            XCTAssertEqual(real.width, 3 * 16 + 4 * 2)   // 6 images: a 3x2 grid
+            XCTAssertEqual(real.channels, channels)
+        }
+        let data = try GANImageData.load(folder.path, size: 32, channels: 3, warn: { _ in })
+        XCTAssertEqual(data.count, 6)
+        XCTAssertEqual(try data.batch(Array(0..<6)).shape, [6, 32, 32, 3])
+    }
+
+    func testBadInputsAreCleanErrorsWithNothingWritten() throws {
+        let dir = try makeStudioTempDir(self)
+        let out = dir.appendingPathComponent("out")
+        func expectNothing(_ data: String, _ config: GANTrainingConfig = tinyGANConfig(), output: URL? = nil,
+                           check: (Error) -> Void, line: UInt = #line) {
+            XCTAssertThrowsError(try ganRun(data: data, config: config, output: output ?? out), line: line) { check($0) }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: (output ?? out).path), "output created", line: line)
+        }
+        // Empty folder (hidden files and non-image files only).
+        let empty = dir.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: empty.appendingPathComponent(".hidden.png"))
+        try Data("notes".utf8).write(to: empty.appendingPathComponent("readme.txt"))
+        expectNothing(empty.path) { e in
+            guard case DatasetError.noImages = e else { return XCTFail("\(e)") }
+        }
+        // Missing path.
+        expectNothing(dir.appendingPathComponent("nope").path) { e in
+            guard case DatasetError.datasetNotFound = e else { return XCTFail("\(e)") }
+        }
+        // Junk files listed together; with skipInvalid they are skipped.
+        let junk = try writeImageFolder(6, in: dir, name: "junk")
+        try Data("<!DOCTYPE html>".utf8).write(to: junk.appendingPathComponent("page.jpg"))
+        try Data().write(to: junk.appendingPathComponent("empty.png"))
+        expectNothing(junk.path) { e in
+            guard case DatasetError.invalidFiles(let problems) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(problems.count, 2)
+        }
+        var skip = tinyGANConfig(steps: 1)
+        skip.skipInvalid = true
+        let progress = RecordingProgress()
+        XCTAssertNoThrow(try ganRun(data: junk.path, config: skip, output: dir.appendingPathComponent("skip"), progress: progress))
+        XCTAssertEqual(progress.events.filter { if case .warning(let m) = $0 { return m.contains("skipping") }; return false }.count, 2)
+        // IDX with a wrong magic number.
+        let idx = dir.appendingPathComponent("bad-idx3-ubyte")
+        try Data([0x00, 0x00, 0x07, 0x03, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4]).write(to: idx)
+        expectNothing(idx.path) { e in
+            guard case DatasetError.invalidIDX(_, let reason) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(reason.contains("magic"), reason)
+        }
+        // Labels IDX (1-D) instead of images.
+        let labels = dir.appendingPathComponent("labels-idx1-ubyte")
+        try Data([0x00, 0x00, 0x08, 0x01, 0, 0, 0, 3, 1, 2, 3]).write(to: labels)
+        expectNothing(labels.path) { e in
+            guard case DatasetError.inconsistent = e else { return XCTFail("\(e)") }
+        }
+        // An output folder that cannot be created (its parent is a file).
+        let good = try writeImageFolder(6, in: dir, name: "good")
+        let file = dir.appendingPathComponent("a-file")
+        try Data("x".utf8).write(to: file)
+        expectNothing(good.path, output: file.appendingPathComponent("run")) { e in
+            guard case StudioError.cannotCreateFolder = e else { return XCTFail("\(e)") }
+        }
+        // Bad options.
+        var bad = tinyGANConfig()
+        bad.model.imageSize = 7
+        expectNothing(good.path, bad) { e in
+            guard case StudioError.invalidOption(let m) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(m.contains("--image-size"), m)
+        }
+        // A checkpoint of the wrong kind (case28) as --resume: clean error, file unchanged.
+        if let cases = studioCasesDirectory() {
+            let ck = URL(fileURLWithPath: cases + "/inputs/case28_bad_checkpoints/ckpt_random.bin")
+            let before = fileBytes(ck)
+            XCTAssertThrowsError(try ganRun(data: good.path, config: tinyGANConfig(), resume: ck, output: out)) { e in
+                XCTAssertTrue(e is CheckpointError, "\(e)")
+            }
+            XCTAssertEqual(fileBytes(ck), before)
+        }
+    }
+
+    func testFewerImagesThanABatchTrainsWithSmallerBatch() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(3, in: dir)
+        let progress = RecordingProgress()
+        var config = tinyGANConfig(steps: 2)
+        config.batchSize = 20
+        let s = try ganRun(data: data.path, config: config, output: dir.appendingPathComponent("run"), progress: progress)
+        XCTAssertEqual(s.steps, 2)
+        XCTAssertTrue(progress.events.contains { if case .warning(let m) = $0 { return m.contains("batch size 3") }; return false })
+    }
+
+    func testIDXFileTrainsGray() throws {
+        let dir = try makeStudioTempDir(self)
+        var bytes: [UInt8] = [0, 0, 0x08, 0x03, 0, 0, 0, 10, 0, 0, 0, 12, 0, 0, 0, 12]
+        for i in 0..<(10 * 144) { bytes.append(UInt8((i * 37) % 256)) }
+        let url = dir.appendingPathComponent("train-images-idx3-ubyte")
+        try Data(bytes).write(to: url)
+        let s = try ganRun(data: url.path, config: tinyGANConfig(steps: 2, channels: 1), output: dir.appendingPathComponent("run"))
+        XCTAssertEqual(s.steps, 2)
+        let d = try GANImageData.load(url.path, size: 8, channels: 3, warn: { _ in })
+        let b = try d.batch([0, 9])
+        XCTAssertEqual(b.shape, [2, 8, 8, 3])
+        XCTAssertTrue(b.scalars.allSatisfy { $0 >= -1 && $0 <= 1 })
+    }
+
+    func testCollapseWarnings() throws {
+        // Mode collapse: an untrained generator's samples barely vary compared with real images.
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(10, in: dir).path
+        let progress = RecordingProgress()
+        var config = tinyGANConfig(steps: 10)
+        config.sampleEvery = 10
+        config.gLearningRate = 1e-7
+        _ = try ganRun(data: data, config: config, output: dir.appendingPathComponent("run"), progress: progress)
+        let warnings = progress.events.compactMap { e -> String? in if case .warning(let m) = e { return m }; return nil }
+        XCTAssertTrue(warnings.contains { $0.contains("mode collapse") }, "\(warnings)")
+        // Discriminator collapse: warned once when the excess loss stays near 0, again only after recovering.
+        var m = DiscriminatorCollapseMonitor()
+        func losses(_ excess: Double) -> GANStepLosses {
+            GANStepLosses(discriminatorReal: 0.1, discriminatorFake: 0.1, generator: 5, discriminatorExcess: excess)
+        }
+        var messages: [String] = []
+        for _ in 0..<100 { if let w = m.observe(losses(0.5)) { messages.append(w) } }
+        XCTAssertTrue(messages.isEmpty)
+        for _ in 0..<300 { if let w = m.observe(losses(0.001)) { messages.append(w) } }
+        XCTAssertEqual(messages.count, 1)
+        XCTAssertTrue(messages[0].contains("discriminator's loss has collapsed"), messages[0])
+        for _ in 0..<100 { if let w = m.observe(losses(0.5)) { messages.append(w) } }
+        for _ in 0..<100 { if let w = m.observe(losses(0.0)) { messages.append(w) } }
+        XCTAssertEqual(messages.count, 2)
+    }
+
+    func testSamplerLoadsSlerpsAndRejectsBadCheckpoints() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(8, in: dir).path
+        let s = try ganRun(data: data, config: tinyGANConfig(steps: 2), output: dir.appendingPathComponent("run"))
+        let sampler = try GANSampler.load(checkpoint: s.checkpoint)
+        var rng = RandomGenerator(seed: 5)
+        let z = sampler.latents(count: 3, truncation: 0.5, using: &rng)
+        XCTAssertTrue(z.scalars.allSatisfy { abs($0) <= 0.5 })
+        let path = GANSampler.slerp(z, steps: 5)
+        XCTAssertEqual(path.shape, [9, 4])
+        for (row, point) in [(0, 0), (4, 1), (8, 2)] {
+            for j in 0..<4 { XCTAssertEqual(path.scalars[row * 4 + j], z.scalars[point * 4 + j], accuracy: 1e-5) }
+        }
+        XCTAssertEqual(sampler.generate(path).shape, [9, 8, 8, 3])
+        // The text generator's checkpoint, a truncated file, a missing tensor.
+        let bytes = try XCTUnwrap(fileBytes(s.checkpoint))
+        let cut = dir.appendingPathComponent("cut.safetensors")
+        try bytes.prefix(bytes.count / 2).write(to: cut)
+        XCTAssertThrowsError(try GANSampler.load(checkpoint: cut)) { XCTAssertTrue($0 is CheckpointError, "\($0)") }
+        var ck = try Checkpoint.load(from: s.checkpoint)
+        ck.tensors["generator/dense/kernel"] = nil
+        let missing = dir.appendingPathComponent("missing.safetensors")
+        try ck.save(to: missing)
+        XCTAssertThrowsError(try GANSampler.load(checkpoint: missing)) { e in
+            guard case StudioError.incompatibleCheckpoint = e else { return XCTFail("\(e)") }
+        }
+        ck = try Checkpoint.load(from: s.checkpoint)
+        ck.metadata[Checkpoint.Key.generator] = "text"
+        let wrong = dir.appendingPathComponent("wrong.safetensors")
+        try ck.save(to: wrong)
+        XCTAssertThrowsError(try GANSampler.load(checkpoint: wrong)) { XCTAssertTrue($0 is CheckpointError, "\($0)") }
+    }
+}
