@@ -25,19 +25,7 @@ public final class GANSampler {
         }
         var rng = RandomGenerator(seed: 0)
         let g = GANGenerator(config: config, using: &rng)
-        for p in g.parameters {
-            let name = p.name ?? ""
-            guard let t = ckpt.tensors[name] else {
-                throw StudioError.incompatibleCheckpoint(path: url.path, reason: "tensor \(name) is missing")
-            }
-            guard t.shape == p.shape else {
-                throw StudioError.incompatibleCheckpoint(path: url.path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
-            }
-            guard allFinite([t]) else {
-                throw StudioError.incompatibleCheckpoint(path: url.path, reason: "tensor \(name) holds non-finite values")
-            }
-            p.assign(t)
-        }
+        try restoreParameters(g.parameters, from: ckpt, path: url.path)
         return GANSampler(generator: g)
     }
 

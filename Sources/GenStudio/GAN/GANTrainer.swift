@@ -232,24 +232,10 @@ public final class GANTrainer {
     /// Loads both networks and both optimizers by name, strictly (names, shapes, finite values).
     static func restore(generator: GANGenerator, discriminator: GANDiscriminator, dOptimizer: Optimizer,
                         gOptimizer: Optimizer, from ckpt: Checkpoint, step: Int, path: String) throws {
-        for p in generator.parameters + discriminator.parameters {
-            let name = p.name ?? ""
-            guard let t = ckpt.tensors[name] else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) is missing")
-            }
-            guard t.shape == p.shape else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), expected \(p.shape)")
-            }
-            guard allFinite([t]) else {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "tensor \(name) holds non-finite values")
-            }
-            p.assign(t)
-        }
+        try restoreParameters(generator.parameters + discriminator.parameters, from: ckpt, path: path)
         for (prefix, opt, params) in [(GANKeys.dOptimizer, dOptimizer, discriminator.parameters),
                                       (GANKeys.gOptimizer, gOptimizer, generator.parameters)] {
-            var s: [String: Tensor] = [:]
-            for (k, v) in ckpt.tensors where k.hasPrefix(prefix) { s[String(k.dropFirst(prefix.count))] = v }
-            do { try opt.loadState(s, step: step, parameters: params) } catch {
+            do { try restoreOptimizer(opt, prefix: prefix, step: step, parameters: params, from: ckpt) } catch {
                 throw StudioError.incompatibleCheckpoint(path: path, reason: "\(error)")
             }
         }
