@@ -71,7 +71,7 @@ public struct DreamCommand: ParsableCommand {
     static func parseLayers(_ text: String) throws -> [String: Float] {
         var out: [String: Float] = [:]
         for part in text.split(separator: ",") {
-            let pieces = part.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let pieces = part.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard let name = pieces.first, !name.isEmpty else { throw ValidationError("--layers: empty layer name in '\(text)'") }
             var w: Float = 1
             if pieces.count == 2 {

@@ -157,7 +157,14 @@ public final class DeepDream {
     }
 
     /// Gradient of the objective with respect to `image` (RGB [0,1], `h·w·3`), computed tile by tile
-    /// after a random roll (so tile borders move every step). Returns the mean objective over tiles.
+    /// after a random roll (so tile borders move every step). Returns the objective averaged over
+    /// tiles, weighted by the pixels each tile owns.
+    ///
+    /// The tiles partition the (rolled) image: every pixel takes its gradient from exactly one tile.
+    /// A tile narrower than the network's minimum input (at the image's edge) is widened into its
+    /// neighbour for context, but only its own pixels take its gradient. Each tile's gradient is
+    /// scaled by its area over a full tile's, so that the per-tile mean in the objective does not
+    /// give small edge tiles larger steps (which would show as seams).
     func gradient(of image: [Float], width: Int, height: Int, into grad: inout [Float], rng: inout RandomGenerator) -> Float {
         let jx = config.jitter > 0 ? rng.nextInt(below: 2 * config.jitter + 1) - config.jitter : 0
         let jy = config.jitter > 0 ? rng.nextInt(below: 2 * config.jitter + 1) - config.jitter : 0
@@ -171,16 +178,19 @@ public final class DeepDream {
         while x0 < width { xs.append(x0); x0 += tile }
         var y0 = height > tile ? oy - tile : 0
         while y0 < height { ys.append(y0); y0 += tile }
+        let fullArea = Float(min(tile, width) * min(tile, height))
         for i in 0..<grad.count { grad[i] = 0 }
-        var lossSum: Float = 0, tiles = 0
+        var lossSum: Double = 0, ownedSum: Double = 0
         for ty in ys {
             for tx in xs {
-                // Clip the tile to the image, then widen it to the network's minimum where needed.
-                var x = max(tx, 0), y = max(ty, 0)
-                var w = min(tx + tile, width) - x, h = min(ty + tile, height) - y
+                // The pixels this tile owns: the tile clipped to the image.
+                let ownX0 = max(tx, 0), ownY0 = max(ty, 0)
+                let ownX1 = min(tx + tile, width), ownY1 = min(ty + tile, height)
+                if ownX1 <= ownX0 || ownY1 <= ownY0 { continue }
+                // The pixels the network sees: widened to its minimum where needed.
+                var x = ownX0, y = ownY0, w = ownX1 - ownX0, h = ownY1 - ownY0
                 if w < minSide { x = max(0, min(x, width - minSide)); w = min(minSide, width) }
                 if h < minSide { y = max(0, min(y, height - minSide)); h = min(minSide, height) }
-                if w <= 0 || h <= 0 { continue }
                 // Extract the rolled tile: pixel (x+i, y+j) of the rolled image is ((x+i−jx) mod W, ...).
                 let t = Tensor(zeros: [1, h, w, 3])
                 t.withUnsafeMutableBufferPointer { dst in
@@ -198,23 +208,24 @@ public final class DeepDream {
                 t.requiresGrad = true
                 let loss = objective(t)
                 loss.backward()
-                lossSum += loss.scalar
-                tiles += 1
+                let owned = Double((ownX1 - ownX0) * (ownY1 - ownY0))
+                lossSum += Double(loss.scalar) * owned
+                ownedSum += owned
                 guard let g = t.grad else { continue }
+                let scale = Float(w * h) / fullArea
                 g.withUnsafeBufferPointer { gp in
-                    for j in 0..<h {
+                    for j in (ownY0 - y)..<(ownY1 - y) {
                         let sy = ((y + j - jy) % height + height) % height
-                        for i in 0..<w {
+                        for i in (ownX0 - x)..<(ownX1 - x) {
                             let sx = ((x + i - jx) % width + width) % width
                             let s = (sy * width + sx) * 3, d = (j * w + i) * 3
-                            // Overlapping widened tiles add; the normalisation below makes scale irrelevant.
-                            grad[s] += gp[d]; grad[s + 1] += gp[d + 1]; grad[s + 2] += gp[d + 2]
+                            grad[s] += scale * gp[d]; grad[s + 1] += scale * gp[d + 1]; grad[s + 2] += scale * gp[d + 2]
                         }
                     }
                 }
             }
         }
-        return tiles > 0 ? lossSum / Float(tiles) : 0
+        return ownedSum > 0 ? Float(lossSum / ownedSum) : 0
     }
 
     /// Gradient ascent at one scale, in place on `px` (RGB [0,1], `width·height·3`).
