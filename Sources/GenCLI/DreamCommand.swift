@@ -133,6 +133,10 @@ public struct DreamCommand: ParsableCommand {
                 guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
                     throw StudioError.cannotCreateFolder(path: dir.path, reason: "no such folder")
                 }
+                // Find out now, not after every octave has been computed.
+                guard FileManager.default.isWritableFile(atPath: dir.path) else {
+                    throw StudioError.cannotCreateFolder(path: dir.path, reason: "folder is not writable")
+                }
             } else {
                 let f = try RunFolder(explicit: nil, generator: "dream")
                 folder = f

@@ -25,7 +25,9 @@ public struct GenCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
-            Foundation.exit(0)
+            // A training run stopped by Ctrl-C (or SIGTERM) ends cleanly with a checkpoint, but the
+            // exit status says it was interrupted (128 + SIGINT), so scripts can tell.
+            Foundation.exit(Interrupt.requested ? 130 : 0)
         } catch {
             let code = exitCode(for: error)
             let message = fullMessage(for: error)

@@ -39,6 +39,8 @@ public struct TextTrain: ParsableCommand {
     @Option(help: "Loss positions: 'last' (the character after each window, as the book) or 'all' (every position, as char-rnn).")
     public var targets: String = "last"
     @Option(help: "Optimizer: rmsprop, adam or sgd (momentum 0.9).") public var optimizer: String = "rmsprop"
+    @Option(name: .customLong("lr-decay"), help: "Multiply the learning rate by this after every epoch, in (0, 1] (char-rnn's learning_rate_decay; 1 = constant).")
+    public var lrDecay: Float = 1
     @Option(help: "Clip gradients to this global L2 norm.") public var clipNorm: Float?
     @Option(help: "Clip each gradient element to ±this value.") public var clipValue: Float?
     @Option(help: "Fraction of the corpus held out from its end for validation, in [0, 0.5].")
@@ -61,6 +63,7 @@ public struct TextTrain: ParsableCommand {
         if !["rmsprop", "adam", "sgd"].contains(optimizer.lowercased()) {
             throw ValidationError("--optimizer must be rmsprop, adam or sgd (got '\(optimizer)')")
         }
+        if !(lrDecay > 0 && lrDecay <= 1) { throw ValidationError("--lr-decay must be in (0, 1] (got \(lrDecay))") }
         if let c = clipNorm, !(c > 0) { throw ValidationError("--clip-norm must be positive (got \(c))") }
         if let c = clipValue, !(c > 0) { throw ValidationError("--clip-value must be positive (got \(c))") }
         if !(validationSplit >= 0 && validationSplit <= 0.5) { throw ValidationError("--validation-split must be in [0, 0.5] (got \(validationSplit))") }
@@ -78,6 +81,7 @@ public struct TextTrain: ParsableCommand {
         c.targets = TextTargets(rawValue: targets) ?? .last
         c.windowStride = windowStep ?? (c.targets == .all ? seqLength : 3)
         c.optimizer = optimizer.lowercased()
+        c.learningRateDecay = lrDecay
         c.clipNorm = clipNorm
         c.clipValue = clipValue
         c.validationSplit = validationSplit

@@ -112,9 +112,9 @@ public struct RunRecord: Codable {
     /// Versions of gen, the compiler and BLAS.
     public static func currentVersions() -> [String: String] {
         var v = ["gen": genVersion, "threads": String(Threads.count)]
-        #if swift(>=6.3)
+        #if compiler(>=6.3)
         v["swift"] = "6.3+"
-        #elseif swift(>=6.0)
+        #elseif compiler(>=6.0)
         v["swift"] = "6.x"
         #else
         v["swift"] = "5.x"

@@ -67,3 +67,27 @@ func settingsDescription<T: Encodable>(_ settings: T) -> [String: String] {
           let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
     return obj.mapValues { "\($0)" }
 }
+
+/// File name of a training run's checkpoint inside its run folder.
+let checkpointFileName = "checkpoint.safetensors"
+
+/// The folder a training run writes to, after checking that it would not overwrite another run:
+/// `output`, else the resumed checkpoint's folder. A folder that already holds a
+/// `checkpoint.safetensors` is accepted only when that very file is the one being resumed.
+/// - Throws: ``StudioError/invalidOption(_:)`` naming the folder and how to proceed.
+func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> RunFolder {
+    let explicit = output ?? resume?.deletingLastPathComponent()
+    if let explicit {
+        let slot = explicit.appendingPathComponent(checkpointFileName)
+        if FileManager.default.fileExists(atPath: slot.path) {
+            let same = resume.map { $0.standardizedFileURL.resolvingSymlinksInPath().path
+                                    == slot.standardizedFileURL.resolvingSymlinksInPath().path } ?? false
+            if !same {
+                throw StudioError.invalidOption(
+                    "\(explicit.path) already holds another run's \(checkpointFileName); choose another --output, "
+                    + "or continue that run with --resume \(slot.path)")
+            }
+        }
+    }
+    return try RunFolder(explicit: explicit, generator: generator)
+}

@@ -104,6 +104,8 @@ final class TextParsingTests: XCTestCase {
             (["text", "sample"], "--checkpoint"),
             (["text", "train", "--corpus", "x", "--batch-size", "0"], "--batch-size"),
             (["text", "train", "--corpus", "x", "--dropout", "1"], "--dropout"),
+            (["text", "train", "--corpus", "x", "--lr-decay", "0"], "--lr-decay"),
+            (["text", "train", "--corpus", "x", "--lr-decay", "1.5"], "--lr-decay"),
             (["text", "train", "--corpus", "x", "--dropout", "-0.1"], "--dropout"),
             (["text", "train", "--corpus", "x", "--optimizer", "adagrad"], "--optimizer"),
             (["text", "train", "--corpus", "x", "--targets", "some"], "--targets"),

@@ -74,6 +74,7 @@ final class TextTrainingTests: XCTestCase {
         var batch: Int
         var total: Int
         var firstLeg: Int
+        var learningRateDecay: Float = 1
     }
 
     /// Trains `total` steps in one session and `firstLeg` + resume + the rest in two; every tensor
@@ -90,6 +91,7 @@ final class TextTrainingTests: XCTestCase {
         c.batchSize = v.batch
         c.sampleLength = 10
         c.seed = 42
+        c.learningRateDecay = v.learningRateDecay
 
         let whole = try trainRun(corpus: corpus, config: c, output: dir.appendingPathComponent("whole"))
         XCTAssertEqual(whole.steps, v.total)
@@ -149,6 +151,23 @@ final class TextTrainingTests: XCTestCase {
                                            optimizer: "sgd", stride: 8, batch: 4, total: 20, firstLeg: 14))
     }
 
+    func testExactResumeWithLearningRateDecay() throws {
+        // The decayed rate follows from the epoch: resuming in the second epoch must match exactly.
+        try checkExactResume(ResumeVariant(name: "all/lr decay", targets: .all, layers: 1, dropout: 0,
+                                           optimizer: "rmsprop", stride: 8, batch: 4, total: 20, firstLeg: 14,
+                                           learningRateDecay: 0.5))
+    }
+
+    func testLearningRateDecaySchedule() {
+        var c = TextTrainingConfig()
+        c.learningRate = 0.01
+        c.learningRateDecay = 0.5
+        XCTAssertEqual(c.learningRate(atEpoch: 0), 0.01)
+        XCTAssertEqual(c.learningRate(atEpoch: 2), 0.0025, accuracy: 1e-9)
+        c.learningRateDecay = 1
+        XCTAssertEqual(c.learningRate(atEpoch: 7), 0.01)
+    }
+
     // MARK: Non-finite loss
 
     /// An absurd learning rate must stop training with `nonFiniteLoss`, keep the last good
@@ -196,9 +215,10 @@ final class TextTrainingTests: XCTestCase {
         // also drive the failure inside the same folder: the good checkpoint must stay as it was.
         var sameFolder = bad
         sameFolder.checkpointEvery = nil
-        let t2 = try TextTrainer(corpus: corpus, config: sameFolder, resume: nil, output: out, arguments: [], progress: SilentProgress())
-        XCTAssertThrowsError(try t2.run()) { e in
-            guard case StudioError.nonFiniteLoss = e else { return XCTFail("expected nonFiniteLoss, got \(e)") }
+        // A new run into a folder holding another run's checkpoint is refused before anything is written.
+        XCTAssertThrowsError(try TextTrainer(corpus: corpus, config: sameFolder, resume: nil, output: out, arguments: [],
+                                             progress: SilentProgress())) { e in
+            guard case StudioError.invalidOption(let m) = e, m.contains("already holds") else { return XCTFail("expected a refusal, got \(e)") }
         }
         XCTAssertEqual(fnv1a(fileBytes(first.checkpoint) ?? Data()), fnv1a(before), "the last good checkpoint was overwritten")
         XCTAssertEqual(listing(out.appendingPathComponent("samples")), samplesBefore, "samples were written for a failed run")

@@ -53,7 +53,8 @@ final class ConsoleProgress: ProgressReporter {
     }
 }
 
-/// Set when the user presses Ctrl-C once; training stops cleanly at the next step with a checkpoint.
+/// Set when the user presses Ctrl-C once (or the process gets SIGTERM); training stops cleanly at the
+/// next step with a checkpoint, and gen exits with status 130. A second signal aborts at once.
 enum Interrupt {
     nonisolated(unsafe) static var requested = false
     nonisolated(unsafe) static var installed = false
@@ -61,9 +62,11 @@ enum Interrupt {
     static func install() {
         guard !installed else { return }
         installed = true
-        signal(SIGINT) { _ in
+        let handler: @convention(c) (Int32) -> Void = { _ in
             if Interrupt.requested { _exit(130) }
             Interrupt.requested = true
         }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
     }
 }

@@ -38,7 +38,7 @@ public enum DatasetError: Error, Equatable, Sendable, LocalizedError, CustomStri
         case .noImages(let p):
             return "\(p): no image files found (looked recursively for .png, .jpg, .jpeg; hidden files are ignored)"
         case .invalidFiles(let problems):
-            return "\(problems.count) invalid image file\(problems.count == 1 ? "" : "s") (fix or remove them, or skip them with skipInvalid / --skip-invalid):\n"
+            return "\(problems.count) invalid image file\(problems.count == 1 ? "" : "s") (fix or remove them, or skip them with --skip-invalid):\n"
                 + problems.map { "  \($0.path): \($0.reason)" }.joined(separator: "\n")
         case .allInvalid(let p, let problems):
             return "\(p): all \(problems.count) image files are invalid:\n"

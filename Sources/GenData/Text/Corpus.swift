@@ -26,7 +26,7 @@ public enum TextError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .fileNotFound(let f): return "\(f): file not found"
-        case .notAFile(let f): return "\(f): is a directory, not a text file"
+        case .notAFile(let f): return "\(f): is not a regular file (a directory, device or pipe); give a text file"
         case .unreadable(let f, let r): return "\(f): cannot read: \(r)"
         case .empty(let f): return "\(f): corpus is empty"
         case .invalidUTF8(let f, let o):

@@ -157,7 +157,8 @@ public final class DeepDream {
     }
 
     /// Gradient of the objective with respect to `image` (RGB [0,1], `h·w·3`), computed tile by tile
-    /// after a random roll (so tile borders move every step). Returns the objective averaged over
+    /// on a randomly shifted, border-mirrored view (so tile borders and the network's stride grid move
+    /// every step). Returns the objective averaged over
     /// tiles, weighted by the pixels each tile owns.
     ///
     /// The tiles partition the (rolled) image: every pixel takes its gradient from exactly one tile.
@@ -191,14 +192,16 @@ public final class DeepDream {
                 var x = ownX0, y = ownY0, w = ownX1 - ownX0, h = ownY1 - ownY0
                 if w < minSide { x = max(0, min(x, width - minSide)); w = min(minSide, width) }
                 if h < minSide { y = max(0, min(y, height - minSide)); h = min(minSide, height) }
-                // Extract the rolled tile: pixel (x+i, y+j) of the rolled image is ((x+i−jx) mod W, ...).
+                // Extract the shifted tile: pixel (x+i, y+j) of the shifted view is image pixel
+                // (x+i−jx, y+j−jy), mirrored at the borders (a wrap-around roll would put a hard seam
+                // inside the view, which the network answers with a frame of strong patterns).
                 let t = Tensor(zeros: [1, h, w, 3])
                 t.withUnsafeMutableBufferPointer { dst in
                     image.withUnsafeBufferPointer { src in
                         for j in 0..<h {
-                            let sy = ((y + j - jy) % height + height) % height
+                            let sy = mirror(y + j - jy, height)
                             for i in 0..<w {
-                                let sx = ((x + i - jx) % width + width) % width
+                                let sx = mirror(x + i - jx, width)
                                 let s = (sy * width + sx) * 3, d = (j * w + i) * 3
                                 dst[d] = src[s]; dst[d + 1] = src[s + 1]; dst[d + 2] = src[s + 2]
                             }
@@ -215,9 +218,9 @@ public final class DeepDream {
                 let scale = Float(w * h) / fullArea
                 g.withUnsafeBufferPointer { gp in
                     for j in (ownY0 - y)..<(ownY1 - y) {
-                        let sy = ((y + j - jy) % height + height) % height
+                        let sy = mirror(y + j - jy, height)
                         for i in (ownX0 - x)..<(ownX1 - x) {
-                            let sx = ((x + i - jx) % width + width) % width
+                            let sx = mirror(x + i - jx, width)
                             let s = (sy * width + sx) * 3, d = (j * w + i) * 3
                             grad[s] += scale * gp[d]; grad[s + 1] += scale * gp[d + 1]; grad[s + 2] += scale * gp[d + 2]
                         }
@@ -226,6 +229,15 @@ public final class DeepDream {
             }
         }
         return ownedSum > 0 ? Float(lossSum / ownedSum) : 0
+    }
+
+    /// Index `v` mirrored into `0..<n` (…, 1, 0 | 0, 1, …, n−1 | n−1, …): period 2n, any `v`.
+    @inline(__always)
+    func mirror(_ v: Int, _ n: Int) -> Int {
+        let period = 2 * n
+        var m = v % period
+        if m < 0 { m += period }
+        return m < n ? m : period - 1 - m
     }
 
     /// Gradient ascent at one scale, in place on `px` (RGB [0,1], `width·height·3`).

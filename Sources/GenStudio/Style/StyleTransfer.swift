@@ -225,7 +225,13 @@ public final class StyleTransfer {
         var out: [(Int, Int)] = []
         for div in [4, 2] {
             let (w, h) = StyleTransfer.scaled(width, height, longest: longest / div)
-            if min(w, h) >= network.minimumInputSize && longest / div >= 32 { out.append((w, h)) }
+            // A coarse level is used only if the content and every style image fit the network there.
+            let styleLongest = max(1, Int((Double(max(w, h)) * config.styleScale).rounded()))
+            let stylesFit = styles.allSatisfy { im in
+                let (sw, sh) = StyleTransfer.scaled(im.width, im.height, longest: styleLongest)
+                return min(sw, sh) >= network.minimumInputSize
+            }
+            if min(w, h) >= network.minimumInputSize && longest / div >= 32 && stylesFit { out.append((w, h)) }
         }
         out.append((width, height))
         return out

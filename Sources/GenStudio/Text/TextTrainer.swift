@@ -23,6 +23,10 @@ public struct TextTrainingConfig: Codable, Equatable {
     public var batchSize = 128
     /// Step size (> 0).
     public var learningRate: Float = 0.01
+    /// Multiplies the learning rate by this factor after every epoch (char-rnn's
+    /// `learning_rate_decay`), in (0, 1]; 1 = constant. The rate at epoch e is
+    /// `learningRate · decay^e`, so it follows from the epoch alone and resumes exactly.
+    public var learningRateDecay: Float = 1
     /// `rmsprop`, `adam` or `sgd` (momentum 0.9).
     public var optimizer = "rmsprop"
     /// Clip gradients to this global L2 norm (nil = off).
@@ -52,6 +56,31 @@ public struct TextTrainingConfig: Codable, Equatable {
 
     public init() {}
 
+    /// Decodes settings; keys added after a checkpoint was written take their defaults.
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func value<T: Decodable>(_ key: CodingKeys, _ current: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? current }
+        layers = try value(.layers, layers); units = try value(.units, units); dropout = try value(.dropout, dropout)
+        sequenceLength = try value(.sequenceLength, sequenceLength); windowStride = try value(.windowStride, windowStride)
+        targets = try value(.targets, targets); batchSize = try value(.batchSize, batchSize)
+        learningRate = try value(.learningRate, learningRate); learningRateDecay = try value(.learningRateDecay, learningRateDecay)
+        optimizer = try value(.optimizer, optimizer)
+        clipNorm = try c.decodeIfPresent(Float.self, forKey: .clipNorm); clipValue = try c.decodeIfPresent(Float.self, forKey: .clipValue)
+        validationSplit = try value(.validationSplit, validationSplit); seed = try value(.seed, seed)
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs); steps = try c.decodeIfPresent(Int.self, forKey: .steps)
+        timeLimitMinutes = try c.decodeIfPresent(Double.self, forKey: .timeLimitMinutes)
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery)
+        evaluateEvery = try c.decodeIfPresent(Int.self, forKey: .evaluateEvery)
+        sampleTemperatures = try value(.sampleTemperatures, sampleTemperatures); sampleLength = try value(.sampleLength, sampleLength)
+        maxValidationWindows = try value(.maxValidationWindows, maxValidationWindows)
+    }
+
+    /// The learning rate in effect during `epoch` (0-based).
+    public func learningRate(atEpoch epoch: Int) -> Float {
+        learningRateDecay == 1 ? learningRate : learningRate * Float(Foundation.pow(Double(learningRateDecay), Double(epoch)))
+    }
+
     /// Checks ranges; the message names the option as the command line spells it.
     /// - Throws: ``StudioError/invalidOption(_:)``.
     public func validate() throws {
@@ -63,7 +92,18 @@ public struct TextTrainingConfig: Codable, Equatable {
         if windowStride < 1 { throw bad("--window-step must be at least 1 (got \(windowStride))") }
         if batchSize < 1 { throw bad("--batch-size must be at least 1 (got \(batchSize))") }
         if !(learningRate > 0 && learningRate.isFinite) { throw bad("--learning-rate must be positive (got \(learningRate))") }
+        if !(learningRateDecay > 0 && learningRateDecay <= 1) { throw bad("--lr-decay must be in (0, 1] (got \(learningRateDecay))") }
         if !["rmsprop", "adam", "sgd"].contains(optimizer) { throw bad("--optimizer must be rmsprop, adam or sgd (got \(optimizer))") }
+        if units > 8192 { throw bad("--units must be at most 8192 (got \(units))") }
+        if layers > 64 { throw bad("--layers must be at most 64 (got \(layers))") }
+        if sequenceLength > 100_000 { throw bad("--seq-length must be at most 100000 (got \(sequenceLength))") }
+        // Training memory is dominated by the LSTM's saved activations: about 10 floats per unit,
+        // step and window and layer, plus the output layer's logits. Refuse what cannot fit.
+        let estimate = Double(batchSize) * Double(sequenceLength) * Double(units) * Double(layers) * 10 * 4
+        if estimate > 16 * 1_073_741_824 {
+            throw bad(String(format: "--batch-size %d × --seq-length %d × --units %d × --layers %d needs about %.0f GB of memory for training; reduce them",
+                             batchSize, sequenceLength, units, layers, estimate / 1e9))
+        }
         if let c = clipNorm, !(c > 0 && c.isFinite) { throw bad("--clip-norm must be positive (got \(c))") }
         if let c = clipValue, !(c > 0 && c.isFinite) { throw bad("--clip-value must be positive (got \(c))") }
         if !(validationSplit >= 0 && validationSplit <= 0.5) { throw bad("--validation-split must be in [0, 0.5] (got \(validationSplit))") }
@@ -204,6 +244,12 @@ public final class TextTrainer {
             merged.timeLimitMinutes = requested.timeLimitMinutes
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
             merged.evaluateEvery = requested.evaluateEvery ?? stored.evaluateEvery
+            do { try merged.validate() } catch {
+                throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "its stored training settings are invalid: \(error)")
+            }
+            guard st.step >= 0, st.epoch >= 0, st.batchInEpoch >= 0, st.elapsed >= 0, st.elapsed.isFinite else {
+                throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "its stored training state is invalid (negative step, epoch or position)")
+            }
             config = merged
             restored = (ckpt, st)
         }
@@ -221,7 +267,7 @@ public final class TextTrainer {
             self.corpus = try TextCorpus.load(from: corpusURL, vocabulary: storedVocabulary)
         } catch TextError.unknownCharacters(let missing) where storedVocabulary != nil {
             throw StudioError.incompatibleCheckpoint(path: resume?.path ?? "",
-                reason: "the corpus \(corpusURL.path) has characters the checkpoint's vocabulary lacks: \(TextError.unknownCharacters(missing))")
+                reason: "the corpus \(corpusURL.path) does not fit this checkpoint: \(TextError.unknownCharacters(missing))")
         }
         let (trainTokens, valTokens) = corpus.split(validationFraction: config.validationSplit)
         let needed = config.sequenceLength + 1
@@ -243,7 +289,24 @@ public final class TextTrainer {
             state = restored.state
         }
 
-        folder = try RunFolder(explicit: output ?? resume?.deletingLastPathComponent(), generator: "text")
+        if restored != nil {
+            // The saved data position must fit this corpus, and there must be steps left to train.
+            let windows = train.starts.count
+            let batchesPerEpoch = max(windows / max(min(config.batchSize, windows), 1), 1)
+            guard state.batchInEpoch < batchesPerEpoch else {
+                throw StudioError.incompatibleCheckpoint(path: resume?.path ?? "",
+                    reason: "it stopped at batch \(state.batchInEpoch) of an epoch, but this corpus gives only \(batchesPerEpoch) batches per epoch: exact resume needs the corpus the run was trained on")
+            }
+            var total = config.steps ?? Int.max
+            if let e = config.epochs {
+                let (product, overflow) = e.multipliedReportingOverflow(by: batchesPerEpoch)
+                total = min(total, overflow ? Int.max : product)
+            }
+            if state.step >= total {
+                throw StudioError.invalidOption("nothing to do: \(resume?.path ?? "the checkpoint") is already at step \(state.step), at or past the requested total of \(total) steps; give a larger --steps or --epochs (totals count the resumed steps)")
+            }
+        }
+        folder = try trainingFolder(output: output, resume: resume, generator: "text")
         record = RunRecord(generator: "text", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         lastCheckpoint = restored != nil ? resume : nil
     }
@@ -358,7 +421,10 @@ public final class TextTrainer {
         let batchesPerEpoch = max(windows / batch, 1)
         let totalSteps: Int? = {
             var s: Int? = config.steps
-            if let e = config.epochs { s = min(s ?? Int.max, e * batchesPerEpoch) }
+            if let e = config.epochs {
+                let (product, overflow) = e.multipliedReportingOverflow(by: batchesPerEpoch)
+                s = min(s ?? Int.max, overflow ? Int.max : product)
+            }
             return s
         }()
         progress.report(.info("corpus \(corpusURL.path): \(corpus.tokens.count) characters, vocabulary \(corpus.vocabulary.count); \(windows) training windows, \(validation.starts.count) validation windows; \(batchesPerEpoch) steps per epoch"))
@@ -427,6 +493,7 @@ public final class TextTrainer {
             guard norm.isFinite else {
                 throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
             }
+            optimizer.learningRate = config.learningRate(atEpoch: state.epoch)
             optimizer.update(params)
             for p in params { p.zeroGrad() }
             // An update can overflow the weights to ±∞ although its own loss was finite: never
