@@ -151,6 +151,15 @@ public struct ImageCommand: ParsableCommand {
                 }
                 var image = try Image(contentsOf: input, options: ImageDecodeOptions(channels: gray ? 1 : nil, maxPixels: maxPixels))
                 if let t = target {
+                    // The output obeys the same pixel limit as inputs: refuse before allocating it.
+                    let longer = max(image.width, image.height)
+                    let (ow, oh): (Int, Int) = t.0.map { n in
+                        (max(1, image.width * n / max(longer, 1)), max(1, image.height * n / max(longer, 1)))
+                    } ?? (t.1 ?? 1, t.2 ?? 1)
+                    let (pixels, overflow) = ow.multipliedReportingOverflow(by: oh)
+                    guard !overflow, pixels <= maxPixels else {
+                        throw ImageError.invalidArgument("--size \(size ?? "") would make a \(ow)x\(oh) image, more than --max-pixels \(maxPixels) pixels")
+                    }
                     if let n = t.0 { image = try image.resized(longerSide: n) } else if let w = t.1, let h = t.2 {
                         image = try image.resized(width: w, height: h)
                     }

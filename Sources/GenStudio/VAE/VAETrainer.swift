@@ -56,6 +56,13 @@ public struct VAETrainingConfig: Codable, Equatable {
         try modelConfig.validate()
         if !(beta >= 0 && beta.isFinite) { throw bad("--beta must be a finite number ≥ 0 (got \(beta))") }
         if batchSize < 1 { throw bad("--batch-size must be at least 1 (got \(batchSize))") }
+        // Training keeps about 300 floats of activations and gradients per input pixel (both conv
+        // stacks, im2col scratch): refuse a batch that cannot fit rather than being killed for memory.
+        let estimate = Double(batchSize) * Double(imageSize * imageSize) * 300 * 4
+        if estimate > 16 * 1_073_741_824 {
+            throw bad(String(format: "--batch-size %d at --image-size %d needs about %.0f GB of memory for training; reduce them",
+                             batchSize, imageSize, estimate / 1e9))
+        }
         if !(learningRate > 0 && learningRate.isFinite) { throw bad("--learning-rate must be positive (got \(learningRate))") }
         if let e = epochs, e < 1 { throw bad("--epochs must be at least 1 (got \(e))") }
         if let s = steps, s < 1 { throw bad("--steps must be at least 1 (got \(s))") }
