@@ -133,12 +133,20 @@ public struct ClassifyCommand: ParsableCommand {
         Threads.configure(threads)
         let name = try canonicalNetworkName(network)
         let side = size ?? ClassifyCommand.defaultSize(name)
-        // Decode everything first: a bad file stops the command before the (slow) network load.
+        // Decode everything first and report every unusable file; the good ones are still classified,
+        // and the exit status is 2 if any file was bad.
         var inputs: [(path: String, image: Image)] = []
+        var failures = 0
         for path in images {
-            let image = try Image(contentsOf: path, options: ImageDecodeOptions(channels: 3))
-            inputs.append((path, try image.resized(width: side, height: side, filter: .bilinear)))
+            do {
+                let image = try Image(contentsOf: path, options: ImageDecodeOptions(channels: 3))
+                inputs.append((path, try image.resized(width: side, height: side, filter: .bilinear)))
+            } catch {
+                printError("gen: error: \(describe(error))")
+                failures += 1
+            }
         }
+        if inputs.isEmpty { throw ExitCode(2) }
         let net: ImageNetClassifier
         var weightsURL: URL?
         if let seed = randomWeights {
@@ -171,5 +179,6 @@ public struct ClassifyCommand: ParsableCommand {
                 print("  \(rank + 1). \(label)  " + String(format: "%.4f  (logit %.3f)", c.probability, c.logit))
             }
         }
+        if failures > 0 { throw ExitCode(2) }
     }
 }
