@@ -87,14 +87,8 @@ public struct GANTrain: ParsableCommand {
         c.sampleEvery = sampleEvery
         c.logEvery = logEvery
         c.skipInvalid = skipInvalid
-        c.seed = common.seed
-        c.epochs = training.epochs
-        c.steps = training.steps
-        c.timeLimitMinutes = training.timeLimit
-        c.checkpointEvery = training.checkpointEvery
-        if let b = training.batchSize { c.batchSize = b }
         // Without a stopping criterion, train for the book's 10,000 steps.
-        if c.epochs == nil && c.steps == nil && c.timeLimitMinutes == nil { c.steps = 10_000 }
+        training.applySchedule(to: &c, seed: common.seed) { $0.steps = 10_000 }
         return c
     }
 

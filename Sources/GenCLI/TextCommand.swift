@@ -87,15 +87,9 @@ public struct TextTrain: ParsableCommand {
         c.validationSplit = validationSplit
         c.evaluateEvery = evaluateEvery
         c.sampleLength = sampleLength
-        c.seed = common.seed
-        c.epochs = training.epochs
-        c.steps = training.steps
-        c.timeLimitMinutes = training.timeLimit
-        c.checkpointEvery = training.checkpointEvery
-        if let b = training.batchSize { c.batchSize = b }
         if let l = training.learningRate { c.learningRate = l }
         // Without any stopping criterion, train for the book's 60 epochs.
-        if c.epochs == nil && c.steps == nil && c.timeLimitMinutes == nil { c.epochs = 60 }
+        training.applySchedule(to: &c, seed: common.seed) { $0.epochs = 60 }
         return c
     }
 

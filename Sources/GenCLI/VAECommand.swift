@@ -65,15 +65,9 @@ public struct VAETrain: ParsableCommand {
         c.imageSize = imageSize
         c.channels = channels
         c.manifoldSize = manifoldSize
-        c.seed = common.seed
-        c.epochs = training.epochs
-        c.steps = training.steps
-        c.timeLimitMinutes = training.timeLimit
-        c.checkpointEvery = training.checkpointEvery
-        if let b = training.batchSize { c.batchSize = b }
         if let l = training.learningRate { c.learningRate = l }
         // Without a stopping criterion, train for the book's 30 epochs.
-        if c.epochs == nil && c.steps == nil && c.timeLimitMinutes == nil { c.epochs = 30 }
+        training.applySchedule(to: &c, seed: common.seed) { $0.epochs = 30 }
         return c
     }
 

@@ -91,3 +91,24 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
     }
     return try RunFolder(explicit: explicit, generator: generator)
 }
+
+/// The settings every trainer shares: seed, batch size and stopping criteria. Lets the command
+/// line fill them in one place.
+public protocol TrainingSchedule {
+    /// Seed of every random choice of the run.
+    var seed: UInt64 { get set }
+    /// Examples per optimizer step (≥ 1).
+    var batchSize: Int { get set }
+    /// Stop after this many epochs in total (nil = no limit).
+    var epochs: Int? { get set }
+    /// Stop after this many optimizer steps in total (nil = no limit).
+    var steps: Int? { get set }
+    /// Stop after this many minutes of wall time (nil = no limit).
+    var timeLimitMinutes: Double? { get set }
+    /// Also checkpoint every this many steps (nil = only at epoch ends and at the end).
+    var checkpointEvery: Int? { get set }
+}
+
+extension TextTrainingConfig: TrainingSchedule {}
+extension VAETrainingConfig: TrainingSchedule {}
+extension GANTrainingConfig: TrainingSchedule {}

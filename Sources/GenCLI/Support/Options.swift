@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GenTensor
+import GenStudio
 
 /// Options every generator shares: seed, threads, output location, verbosity.
 public struct CommonOptions: ParsableArguments {
@@ -58,5 +59,20 @@ public struct TrainingOptions: ParsableArguments {
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1 (got \(b))") }
         if let l = learningRate, !(l > 0 && l.isFinite) { throw ValidationError("--learning-rate must be positive (got \(l))") }
         if let c = checkpointEvery, c < 1 { throw ValidationError("--checkpoint-every must be at least 1 (got \(c))") }
+    }
+}
+
+extension TrainingOptions {
+    /// Copies the seed, batch size and stopping criteria into a trainer's settings; when none of
+    /// `--epochs`, `--steps`, `--time-limit` is given, `unbounded` sets the generator's default
+    /// length (the book's).
+    func applySchedule<C: TrainingSchedule>(to c: inout C, seed: UInt64, unbounded: (inout C) -> Void) {
+        c.seed = seed
+        c.epochs = epochs
+        c.steps = steps
+        c.timeLimitMinutes = timeLimit
+        c.checkpointEvery = checkpointEvery
+        if let b = batchSize { c.batchSize = b }
+        if c.epochs == nil && c.steps == nil && c.timeLimitMinutes == nil { unbounded(&c) }
     }
 }
