@@ -10,6 +10,38 @@ final class TextTrainingTests: XCTestCase {
 
     /// A repetitive text over 8 symbols: the untrained model is near log2(8) = 3 bits/char; after
     /// a few dozen steps it must be clearly below.
+    /// With `--targets all` the validation loss still scores only the character after each window,
+    /// from the whole window before it: the same measure as `--targets last`, computed here by hand
+    /// from the model's every-position logits (last row of each window).
+    func testValidationScoresNextCharacterWhateverTargets() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(String(repeating: "the cat sat on the mat; ", count: 30), in: dir)
+        var c = tinyConfig(steps: 5)
+        c.targets = .all
+        let trainer = try TextTrainer(corpus: corpus, config: c, resume: nil, output: dir.appendingPathComponent("run"),
+                                      arguments: [], progress: SilentProgress())
+        _ = try trainer.run()
+        let got = try XCTUnwrap(trainer.validationBitsPerCharacter())
+        let v = trainer.validation
+        let use = min(v.starts.count, c.maxValidationWindows)
+        XCTAssertGreaterThan(use, 3)
+        var total = 0.0
+        for i in 0..<use {
+            let s = v.starts[i * v.starts.count / use]
+            var r = RandomGenerator(seed: 0)
+            let rows = withNoGrad {
+                trainer.model.logits(tokens: Array(v.tokens[s..<(s + c.sequenceLength)]), batch: 1, training: false, rng: &r)
+            }
+            XCTAssertEqual(rows.shape[0], c.sequenceLength, "an all-targets model gives every position's logits")
+            let vocab = rows.shape[1]
+            let last = rows.scalars[((c.sequenceLength - 1) * vocab)...].map(Double.init)
+            let top = last.max()!
+            let logSum = top + Foundation.log(last.reduce(0) { $0 + Foundation.exp($1 - top) })
+            total += logSum - last[Int(v.tokens[s + c.sequenceLength])]
+        }
+        XCTAssertEqual(got, total / Double(use) / Foundation.log(2.0), accuracy: 1e-4)
+    }
+
     func testLossFallsOnRepetitiveText() throws {
         let dir = try makeStudioTempDir(self)
         let corpus = try writeCorpus(String(repeating: "abcdefgh", count: 120), in: dir)

@@ -308,4 +308,51 @@ final class ConvolutionTests: XCTestCase {
             Tensor.conv2d(Tensor.conv2d(t[0], kernel: t[1], padding: .same), kernel: t[1], strides: (2, 2), padding: .same)
         }
     }
+
+    // MARK: Winograd F(2×2, 3×3)
+
+    /// 3×3 stride-1 convolutions with ≥ 16 channels take the Winograd path; its values match direct
+    /// loops in Double for same, valid and asymmetric explicit padding, odd output sizes (partial
+    /// edge tiles), channel counts that are not multiples of 8, and a batch of 2.
+    func testWinogradForwardMatchesDirectLoops() {
+        let cases: [(x: [Int], cout: Int, padding: Padding, bias: Bool)] = [
+            ([1, 6, 8, 16], 16, .same, true),
+            ([2, 7, 5, 17], 19, .same, false),
+            ([1, 9, 6, 24], 32, .valid, true),
+            ([1, 5, 7, 16], 16, .explicit(top: 2, bottom: 0, left: 0, right: 1), true),
+            ([1, 3, 3, 16], 24, .same, false),
+        ]
+        for (ci, c) in cases.enumerated() {
+            let label = "winograd \(c.x) → \(c.cout) \(c.padding)"
+            let t = inputs(c.x, [3, 3, c.x[3], c.cout], biasCount: c.cout, seed: UInt64(500 + ci))
+            let size = Tensor.convolutionOutputSize(inputHeight: c.x[1], inputWidth: c.x[2], kernel: (3, 3),
+                                                    strides: (1, 1), padding: c.padding)
+            let out = Tensor.conv2d(t[0], kernel: t[1], bias: c.bias ? t[2] : nil, padding: c.padding)
+            let expected = Self.directConv(t[0], t[1], c.bias ? t[2] : nil, strides: (1, 1), padTop: size.padTop,
+                                           padLeft: size.padLeft, outH: size.height, outW: size.width)
+            assertClose(out.scalars, expected, atol: 2e-5, rtol: 2e-5, label)
+        }
+    }
+
+    /// The Winograd ∂x (a Winograd convolution of ∂out with the rotated kernel) equals the im2col
+    /// path's, and both gradients pass the finite-difference check.
+    func testWinogradGradients() {
+        var r = TestRandom(seed: 51)
+        let x = r.uniform([2, 5, 4, 16]), k = r.uniform([3, 3, 16, 20]), b = r.uniform([20])
+        for padding in [Padding.same, .valid] {
+            var results: [[Float]] = []
+            for enabled in [true, false] {
+                Winograd.enabled = enabled
+                defer { Winograd.enabled = true }
+                for t in [x, k, b] { t.grad = nil }
+                let out = Tensor.conv2d(x, kernel: k, bias: b, padding: padding)
+                var sr = TestRandom(seed: 8)
+                out.backward(seed: sr.uniform(out.shape, grad: false))
+                results.append(out.scalars + x.grad!.scalars + k.grad!.scalars)
+            }
+            assertClose(results[0], results[1].map(Double.init), atol: 2e-5, rtol: 2e-5, "winograd vs im2col \(padding)")
+        }
+        let small = r.uniform([1, 3, 4, 16]), ks = r.uniform([3, 3, 16, 16])
+        gradientCheck(inputs: [small, ks], "winograd conv") { t in Tensor.conv2d(t[0], kernel: t[1], padding: .same) }
+    }
 }

@@ -67,9 +67,13 @@ public final class TextModel {
     /// - Parameters:
     ///   - tokens: `[batch, sequenceLength]` row-major token ids.
     ///   - training: applies dropout between layers when true.
+    ///   - positions: which positions get logits; nil uses the model's training targets. Validation
+    ///     asks for `.last` whatever the training targets, so that every model is scored on the same
+    ///     task: the next character given the whole window before it.
     /// - Returns: `[batch, vocabularySize]` logits for the next character (`last`), or
     ///   `[batch·sequenceLength, vocabularySize]` for every position (`all`), row `b·T + t`.
-    public func logits(tokens: [Int32], batch: Int, training: Bool, rng: inout RandomGenerator) -> Tensor {
+    public func logits(tokens: [Int32], batch: Int, training: Bool, rng: inout RandomGenerator,
+                       positions: TextTargets? = nil) -> Tensor {
         let steps = tokens.count / max(batch, 1)
         var result = lstms[0](tokens: tokens, batch: batch, steps: steps)
         for layer in lstms.dropFirst() {
@@ -77,7 +81,7 @@ public final class TextModel {
             if training && config.dropout > 0 { x = dropout(x, rate: config.dropout, rng: &rng) }
             result = layer(x)
         }
-        switch config.targets {
+        switch positions ?? config.targets {
         case .last:
             var h = result.finalHidden
             if training && config.dropout > 0 && config.layers > 1 { h = dropout(h, rate: config.dropout, rng: &rng) }

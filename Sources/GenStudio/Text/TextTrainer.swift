@@ -275,7 +275,7 @@ public final class TextTrainer {
             throw TextError.tooShort(file: corpusURL.path, length: trainTokens.count, needed: needed)
         }
         train = WindowSet(tokens: trainTokens, length: config.sequenceLength, stride: config.windowStride, targets: config.targets)
-        validation = WindowSet(tokens: valTokens, length: config.sequenceLength, stride: config.windowStride, targets: config.targets)
+        validation = WindowSet(tokens: valTokens, length: config.sequenceLength, stride: config.windowStride, targets: .last)
 
         // Model and optimizer.
         var rng = RandomGenerator(seed: config.seed)
@@ -346,6 +346,11 @@ public final class TextTrainer {
 
     /// Mean loss in bits per character over the validation windows (evenly spaced, at most
     /// `maxValidationWindows`), or nil when the held-out text is shorter than one window.
+    ///
+    /// Each window scores the character after it given the `sequenceLength` characters before it,
+    /// whatever `--targets` is: with `all`, training also scores positions with little or no context,
+    /// which would make the held-out number depend on the training objective rather than on how
+    /// well the model predicts text.
     public func validationBitsPerCharacter() -> Double? {
         let n = validation.starts.count
         guard n > 0 else { return nil }
@@ -358,7 +363,7 @@ public final class TextTrainer {
             while i < picks.count {
                 let chunk = picks[i..<min(i + config.batchSize, picks.count)]
                 let (inputs, labels) = validation.batch(chunk)
-                let logits = model.logits(tokens: inputs, batch: chunk.count, training: false, rng: &rng)
+                let logits = model.logits(tokens: inputs, batch: chunk.count, training: false, rng: &rng, positions: .last)
                 let loss = Tensor.softmaxCrossEntropy(logits: logits, labels: labels).scalar
                 total += Double(loss) * Double(labels.count)
                 count += labels.count

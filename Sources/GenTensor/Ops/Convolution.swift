@@ -70,7 +70,8 @@ extension Tensor {
     /// ``convolutionOutputSize(inputHeight:inputWidth:kernel:strides:padding:dilation:)``.
     ///
     /// Computed as im2col + one GEMM with the kernel viewed as `[KH·KW·Cin, Cout]` (a direct GEMM for
-    /// 1×1 stride-1 unpadded kernels), in chunks of whole output rows whose patch buffer stays within
+    /// 1×1 stride-1 unpadded kernels; Winograd F(2×2, 3×3), Lavin & Gray 2016, for 3×3 stride-1
+    /// undilated kernels with at least 16 channels in and out, forward and ∂x), in chunks of whole output rows whose patch buffer stays within
     /// ``ConvolutionScratch/maxBytes``. Gradients: `∂kernel = patchesᵀ · ∂out`,
     /// `∂x = col2im(∂out · kernelᵀ)` (for stride 1 with few output channels: ∂out convolved with the
     /// rotated kernel), `∂bias` = column sums of `∂out`; each only when that input
@@ -111,6 +112,11 @@ extension Tensor {
         }
         if g.isPointwise {
             gemm(m: pixels, n: cout, k: cin, a: xp, b: kp, beta: beta, c: out.base)
+        } else if pixels > 0 && winogradApplies(g, outputChannels: cout) {
+            let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * cout)
+            defer { u.deallocate() }
+            winogradTransformKernel(kp, cin: cin, cout: cout, into: u)
+            winogradConvolution(g, image: xp, u: u, cout: cout, out: out.base, accumulate: beta != 0)
         } else if pixels > 0 {
             let chunk = g.rowsPerChunk(bytes: ConvolutionScratch.maxBytes)
             let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, outRows) * ow * kk))
@@ -153,10 +159,12 @@ extension Tensor {
             // col2im path would be thin (few output channels) and its KH·KW·Cin-wide result would
             // dominate memory traffic.
             let ptFlip = (g.kH - 1) * g.dilationH - g.padTop, plFlip = (g.kW - 1) * g.dilationW - g.padLeft
-            if g.strideH == 1 && g.strideW == 1 && ptFlip >= 0 && plFlip >= 0 && cin >= 16 && cout <= 128 {
-                let gf = ConvGeometry(batch: n, inH: oh, inW: ow, channels: cout, outH: h, outW: w, kH: g.kH, kW: g.kW,
-                                      strideH: 1, strideW: 1, padTop: ptFlip, padLeft: plFlip,
-                                      dilationH: g.dilationH, dilationW: g.dilationW)
+            let gf = ConvGeometry(batch: n, inH: oh, inW: ow, channels: cout, outH: h, outW: w, kH: g.kH, kW: g.kW,
+                                  strideH: 1, strideW: 1, padTop: ptFlip, padLeft: plFlip,
+                                  dilationH: g.dilationH, dilationW: g.dilationW)
+            let flipApplies = g.strideH == 1 && g.strideW == 1 && ptFlip >= 0 && plFlip >= 0
+            let winograd = flipApplies && winogradApplies(gf, outputChannels: cin)
+            if winograd || flipApplies && cin >= 16 && cout <= 128 {
                 let taps = g.kH * g.kW
                 // flipped[(t', o), c] = kernel[(taps − 1 − t', c), o]: [KH·KW·Cout, Cin].
                 let flipped = UnsafeMutablePointer<Float>.allocate(capacity: taps * cout * cin)
@@ -164,6 +172,13 @@ extension Tensor {
                 for t in 0..<taps {
                     let src = kp + (taps - 1 - t) * cin * cout, dst = flipped + t * cout * cin
                     for c in 0..<cin { for o in 0..<cout { dst[o * cin + c] = src[c * cout + o] } }
+                }
+                if winograd {
+                    let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * cout)
+                    defer { u.deallocate() }
+                    winogradTransformKernel(flipped, cin: cout, cout: cin, into: u)
+                    winogradConvolution(gf, image: gOut, u: u, cout: cin, out: dX, accumulate: true)
+                    return
                 }
                 let chunk = gf.rowsPerChunk(bytes: budget), xRows = n * h
                 let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, xRows) * w * gf.patchWidth))
