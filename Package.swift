@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "GenTensorTests", dependencies: ["GenTensor"]),
         .testTarget(name: "GenNNTests", dependencies: ["GenNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GenDataTests", dependencies: ["GenData"]),
-        .testTarget(name: "GenStudioTests", dependencies: ["GenStudio"]),
+        .testTarget(name: "GenStudioTests", dependencies: ["GenStudio"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GenCLITests", dependencies: ["GenCLI"]),
     ]
 )

@@ -35,19 +35,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-p = argparse.ArgumentParser()
-p.add_argument("--epochs", type=int, default=10)
-p.add_argument("--threads", type=int, default=2)
-p.add_argument("--seed", type=int, default=1)
-p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-p.add_argument("--latent-dim", type=int, default=2)
-p.add_argument("--beta", type=float, default=1.0)
-p.add_argument("--batch-size", type=int, default=128)
-args = p.parse_args()
-torch.set_num_threads(args.threads)
-torch.manual_seed(args.seed)
-rng = np.random.default_rng(args.seed)
-
 
 def read_idx(path):
     for cand in (path, path + ".gz"):
@@ -61,9 +48,9 @@ def read_idx(path):
     raise FileNotFoundError(path)
 
 
-def load(split):
+def load(data, split):
     prefix = "train" if split == "train" else "t10k"
-    x = read_idx(os.path.join(args.data, f"{prefix}-images-idx3-ubyte")).astype(np.float32) / 255.0
+    x = read_idx(os.path.join(data, f"{prefix}-images-idx3-ubyte")).astype(np.float32) / 255.0
     return torch.from_numpy(x[:, None, :, :].copy())  # NCHW
 
 
@@ -117,17 +104,23 @@ def dense(i, o):
 
 
 class VAE(nn.Module):
-    def __init__(self, latent):
+    """The book's VAE; `filters`, `dense_units`, `size` and `channels` default to the book's model
+    (Tools/make_vae_fixture.py builds a smaller one of the same structure)."""
+
+    def __init__(self, latent, filters=(32, 64), dense_units=16, size=28, channels=1):
         super().__init__()
-        self.c1 = SameConv(1, 32, 2)
-        self.c2 = SameConv(32, 64, 2)
-        self.d1 = dense(7 * 7 * 64, 16)
-        self.mean = dense(16, latent)
-        self.logvar = dense(16, latent)
-        self.d2 = dense(latent, 7 * 7 * 64)
-        self.t1 = SameConvT(64, 64, 2)
-        self.t2 = SameConvT(64, 32, 2)
-        self.t3 = SameConvT(32, 1, 1)
+        f0, f1 = filters
+        self.d = size // 4
+        self.f1 = f1
+        self.c1 = SameConv(channels, f0, 2)
+        self.c2 = SameConv(f0, f1, 2)
+        self.d1 = dense(self.d * self.d * f1, dense_units)
+        self.mean = dense(dense_units, latent)
+        self.logvar = dense(dense_units, latent)
+        self.d2 = dense(latent, self.d * self.d * f1)
+        self.t1 = SameConvT(f1, f1, 2)
+        self.t2 = SameConvT(f1, f0, 2)
+        self.t3 = SameConvT(f0, channels, 1)
 
     def encode(self, x):
         h = F.relu(self.c2(F.relu(self.c1(x))))
@@ -136,51 +129,73 @@ class VAE(nn.Module):
         return self.mean(h), self.logvar(h)
 
     def decode_logits(self, z):
-        h = F.relu(self.d2(z)).reshape(z.shape[0], 7, 7, 64).permute(0, 3, 1, 2)
+        h = F.relu(self.d2(z)).reshape(z.shape[0], self.d, self.d, self.f1).permute(0, 3, 1, 2)
         h = F.relu(self.t2(F.relu(self.t1(h))))
         return self.t3(h)
 
-    def losses(self, x):
+    def losses(self, x, eps=None):
+        """Per-image reconstruction (BCE summed over pixels) and KL terms; `eps` is the
+        reparameterisation noise ([N, latent], drawn from torch's generator when None)."""
         mean, logvar = self.encode(x)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        if eps is None:
+            eps = torch.randn_like(mean)
+        z = mean + torch.exp(0.5 * logvar) * eps
         logits = self.decode_logits(z)
         rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=(1, 2, 3))
         kl = -0.5 * (1 + logvar - mean.pow(2) - logvar.exp()).sum(dim=1)
         return rec, kl
 
 
-train, test = load("train"), load("test")
-model = VAE(args.latent_dim)
-opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
-print(json.dumps({"framework": "torch", "version": torch.__version__, "threads": args.threads,
-                  "parameters": sum(p.numel() for p in model.parameters())}), flush=True)
-B = args.batch_size
-start = time.perf_counter()
-for epoch in range(1, args.epochs + 1):
-    t0 = time.perf_counter()
-    model.train()
-    order = rng.permutation(len(train))
-    total, count = 0.0, 0
-    for s in range(0, len(train), B):
-        x = train[order[s:s + B]]
-        rec, kl = model.losses(x)
-        loss = (rec + args.beta * kl).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += loss.item() * len(x)
-        count += len(x)
-    train_time = time.perf_counter() - t0
-    model.eval()
-    r_sum, k_sum = 0.0, 0.0
-    with torch.no_grad():
-        for s in range(0, len(test), 500):
-            rec, kl = model.losses(test[s:s + 500])
-            r_sum += rec.sum().item()
-            k_sum += kl.sum().item()
-    n = len(test)
-    print(json.dumps({"epoch": epoch, "train_loss": round(total / count, 3),
-                      "test_neg_elbo": round((r_sum + k_sum) / n, 3), "test_reconstruction": round(r_sum / n, 3),
-                      "test_kl": round(k_sum / n, 3), "epoch_train_s": round(train_time, 1),
-                      "train_samples_per_s": round(len(train) / train_time, 1),
-                      "elapsed_s": round(time.perf_counter() - start, 1)}), flush=True)
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--latent-dim", type=int, default=2)
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=128)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    train, test = load(args.data, "train"), load(args.data, "test")
+    model = VAE(args.latent_dim)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    print(json.dumps({"framework": "torch", "version": torch.__version__, "threads": args.threads,
+                      "parameters": sum(p.numel() for p in model.parameters())}), flush=True)
+    B = args.batch_size
+    start = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(train))
+        total, count = 0.0, 0
+        for s in range(0, len(train), B):
+            x = train[order[s:s + B]]
+            rec, kl = model.losses(x)
+            loss = (rec + args.beta * kl).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(x)
+            count += len(x)
+        train_time = time.perf_counter() - t0
+        model.eval()
+        r_sum, k_sum = 0.0, 0.0
+        with torch.no_grad():
+            for s in range(0, len(test), 500):
+                rec, kl = model.losses(test[s:s + 500])
+                r_sum += rec.sum().item()
+                k_sum += kl.sum().item()
+        n = len(test)
+        print(json.dumps({"epoch": epoch, "train_loss": round(total / count, 3),
+                          "test_neg_elbo": round((r_sum + k_sum) / n, 3), "test_reconstruction": round(r_sum / n, 3),
+                          "test_kl": round(k_sum / n, 3), "epoch_train_s": round(train_time, 1),
+                          "train_samples_per_s": round(len(train) / train_time, 1),
+                          "elapsed_s": round(time.perf_counter() - start, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
