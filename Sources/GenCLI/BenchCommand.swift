@@ -14,6 +14,8 @@ public struct BenchCommand: ParsableCommand {
     @Argument(help: "Workload: text, vae, dcgan, style, deepdream.") public var workload: String
     @Option(help: "Threads for gen's kernels and OpenBLAS.") public var threads: Int = 2
     @Option(help: "Seconds of timed work per measurement.") public var budget: Double = 20
+    @Flag(help: "Compute every convolution with im2col + GEMM (no Winograd F(2x2,3x3)), to measure Winograd's gain.")
+    public var noWinograd = false
 
     public init() {}
 
@@ -24,6 +26,7 @@ public struct BenchCommand: ParsableCommand {
 
     public func run() throws {
         Threads.configure(threads)
+        Winograd.enabled = !noWinograd
         switch workload {
         case "vae":
             // One training step of the book's convolutional VAE at batch 128 (../shared/bench `vae`).
@@ -48,7 +51,7 @@ public struct BenchCommand: ParsableCommand {
             for net in ["inception_v3", "squeezenet1_0"] {
                 for r in try DreamBenchmark.run(network: net) {
                     print("RESULT {\"framework\": \"gen\", \"workload\": \"deepdream_\(r.network)_\(r.height)\", \"threads\": \(threads), "
-                          + "\"value\": \(String(format: "%.3f", r.medianSeconds)), \"unit\": \"s/step\", \"height\": \(r.height), \"width\": \(r.width), \"n\": \(r.steps)}")
+                          + "\"value\": \(String(format: "%.3f", r.medianSeconds)), \"unit\": \"s/step\", \"height\": \(r.height), \"width\": \(r.width), \"n\": \(r.steps), \"winograd\": \(!noWinograd)}")
                 }
             }
         default:
@@ -63,6 +66,7 @@ public struct BenchCommand: ParsableCommand {
         var fields = ["\"framework\": \"gen\"", "\"workload\": \"\(r.name)\"", "\"threads\": \(threads)",
                       "\"value\": \(String(format: "%.1f", r.rate))", "\"unit\": \"\(r.unit)\"", "\"n\": \(r.calls)"]
         for (k, v) in extra.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(v)") }
+        fields.append("\"winograd\": \(!noWinograd)")
         print("RESULT {\(fields.joined(separator: ", "))}")
     }
 }

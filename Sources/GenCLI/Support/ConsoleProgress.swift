@@ -29,7 +29,7 @@ final class ConsoleProgress: ProgressReporter {
             let frac = total.map { " \(String(format: "%5.1f", 100 * Double(step) / Double(max($0, 1))))%" } ?? ""
             let totalText = total.map { "/\($0)" } ?? ""
             let etaText = eta.map { " eta \(clock($0))" } ?? ""
-            let line = "step \(step)\(totalText)\(frac) epoch \(epoch) loss \(String(format: "%.4f", loss)) \(unit)  \(String(format: "%.0f", rate)) \(rateUnit)  \(clock(elapsed))\(etaText)"
+            let line = "step \(step)\(totalText)\(frac) epoch \(epoch) loss \(String(format: "%.4f", loss)) \(unit)  \(Self.formatRate(rate)) \(rateUnit)  \(clock(elapsed))\(etaText)"
             if isTerminal {
                 if now.timeIntervalSince(lastLine) < 0.1 { return }
                 lastLine = now
@@ -40,6 +40,16 @@ final class ConsoleProgress: ProgressReporter {
                 emit(line)
             }
         }
+    }
+
+    /// A rate with about three significant digits ("0.183", "12.4", "4363"), or "-" before the
+    /// first measurement (a rate of 0).
+    static func formatRate(_ rate: Double) -> String {
+        guard rate > 0 && rate.isFinite else { return "-" }
+        if rate >= 100 { return String(format: "%.0f", rate) }
+        if rate >= 10 { return String(format: "%.1f", rate) }
+        if rate >= 1 { return String(format: "%.2f", rate) }
+        return String(format: "%.3g", rate)
     }
 
     private func emit(_ message: String) {

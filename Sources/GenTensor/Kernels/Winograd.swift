@@ -39,9 +39,9 @@ public enum Winograd {
     /// to compare the two paths.
     nonisolated(unsafe) public static var enabled = true
 
-    /// Scratch bytes per chunk of tiles (transformed input and output together); chunks are at
-    /// least 32 tiles.
-    static let chunkBytes = 3 << 20
+    /// Scratch bytes per thread for one chunk of tiles (transformed input and output together);
+    /// chunks are at least 32 tiles whatever the limit.
+    nonisolated(unsafe) public static var chunkBytes = Int(ProcessInfo.processInfo.environment["GEN_WINOGRAD_CHUNK_BYTES"] ?? "") ?? (3 << 20)
 }
 
 /// Transforms a 3×3 kernel to the Winograd domain: `U[ξ][c][o] = (G g_{c,o} Gᵀ)[ξ]`.
