@@ -1,271 +1,418 @@
 import Foundation
 
-// Winograd minimal filtering F(2×2, 3×3) for 3×3, stride-1, undilated convolutions of NHWC images
-// (A. Lavin & S. Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016, section 4).
+// Winograd minimal filtering F(m×m, r×r) for r×r, stride-1, undilated convolutions of NHWC images
+// (A. Lavin & S. Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016; the
+// transforms built by the Cook–Toom construction from interpolation points, as in Lavin's wincnn).
 //
-// Each 2×2 block of output pixels ("tile") is computed from the 4×4 block of input pixels under it:
+// Each m×m block of output pixels ("tile") is computed from the α×α block of input pixels under it
+// (α = m + r − 1):
 //
 //     Y = Aᵀ [ Σ_c (G g_{c,o} Gᵀ) ⊙ (Bᵀ d_c B) ] A
 //
-// with
+// The channel sum at each of the α² transformed positions ξ is a matrix product, so a layer becomes
+// α² GEMMs `M[ξ] = V[ξ] · U[ξ]` of shapes [tiles, Cin] · [Cin, Cout]: α²/m² multiply-adds per output
+// pixel and channel pair instead of im2col's r². gen uses F(4×4, 3×3) (36/16 = 2.25 against 9: 4×
+// fewer) and F(2×2, 5×5) (36/4 = 9 against 25: 2.8× fewer). The transforms only scale and add,
+// so results differ from the direct sum by float32 rounding (tested against direct loops).
 //
-//     Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
-//     Aᵀ = [1 1 1 0; 0 1 −1 −1].
+// The same transforms give the kernel gradient (the map is linear in g):
 //
-// The channel sum at each of the 16 transformed positions ξ is a matrix product, so a layer becomes
-// 16 GEMMs `M[ξ] = V[ξ] · U[ξ]` of shapes [tiles, Cin] · [Cin, Cout]: 16 multiply-adds per tile and
-// channel pair instead of im2col's 36, a 2.25× cut in arithmetic. The transforms only add and
-// halve, so the result differs from the direct sum by float32 rounding (relative error ~1e-6,
-// tested against the im2col path).
+//     ∂g = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A ∂Y Aᵀ) ] G,
 //
-// Work is split into chunks of tiles small enough that a chunk's transformed input and output stay
-// in the core's cache; each thread takes a contiguous run of chunks and does the input transform,
-// the 16 single-threaded GEMMs and the output transform for each, so no two threads write the same
-// output pixel and the result does not depend on the thread count.
-
-/// Whether the Winograd F(2×2, 3×3) path computes a convolution of this geometry: a 3×3 kernel,
-/// stride 1, dilation 1, and enough input and output channels (at least 16 each) for its GEMMs to
-/// be efficient. Padding and output size are free (taps outside the image read zero).
-func winogradApplies(_ g: ConvGeometry, outputChannels: Int) -> Bool {
-    Winograd.enabled && g.kH == 3 && g.kW == 3 && g.strideH == 1 && g.strideW == 1
-        && g.dilationH == 1 && g.dilationW == 1 && g.channels >= 16 && outputChannels >= 16
-        && g.outH > 0 && g.outW > 0
-}
+// again α² GEMMs `∂U[ξ] = V[ξ]ᵀ · ∂M[ξ]`. The input gradient is itself a stride-1 convolution of ∂Y
+// with the rotated kernel (see `conv2d`), so it takes the forward path.
 
 /// Settings of the Winograd convolution path.
 public enum Winograd {
-    /// Whether eligible convolutions (3×3, stride 1, dilation 1, ≥ 16 channels in and out) use
-    /// Winograd F(2×2, 3×3) instead of im2col + GEMM. Default true; tests and benchmarks turn it off
-    /// to compare the two paths.
+    /// Whether eligible convolutions (3×3 or 5×5, stride 1, dilation 1, ≥ 16 channels in and out)
+    /// use Winograd instead of im2col + GEMM. Default true; tests and `gen bench --no-winograd` turn
+    /// it off to compare the two paths.
     nonisolated(unsafe) public static var enabled = true
 
-    /// Scratch bytes per thread for one chunk of tiles (transformed input and output together);
-    /// chunks are at least 32 tiles whatever the limit.
-    nonisolated(unsafe) public static var chunkBytes = Int(ProcessInfo.processInfo.environment["GEN_WINOGRAD_CHUNK_BYTES"] ?? "") ?? (3 << 20)
+    /// Scratch bytes per chunk of tiles (transformed input and output together) in the forward
+    /// pass, per thread; chunks are at least 32 tiles whatever the limit.
+    nonisolated(unsafe) public static var chunkBytes = 3 << 20
 }
 
-/// Transforms a 3×3 kernel to the Winograd domain: `U[ξ][c][o] = (G g_{c,o} Gᵀ)[ξ]`.
+/// Transform matrices of Winograd F(m, r) in one dimension, built in Double from the interpolation
+/// points 0, 1, −1, 2, −2, ½, −½ (the first α − 1 of them) and ∞:
+///
+/// - `Aᵀ[i][j] = p_jⁱ` (`m × α`; the ∞ column is 1 in the last row only);
+/// - `G[j][k] = p_jᵏ / Π_{l≠j}(p_j − p_l)` (`α × r`; the ∞ row is 1 in the last column only);
+/// - `Bᵀ[j]` = the coefficients of `Π_{l≠j}(x − p_l)` (`α × α`; the ∞ row holds `Π_l(x − p_l)`).
+///
+/// Then `y = Aᵀ[(G g) ⊙ (Bᵀ d)]` is the correlation `y_i = Σ_k d_{i+k} g_k` (Winograd 1980; the
+/// transposed form of Toom–Cook polynomial multiplication).
+struct WinogradTransform {
+    let m: Int, r: Int, alpha: Int
+    /// Row-major `Bᵀ` (α×α), `G` (α×r), `Aᵀ` (m×α).
+    let bt: [Float], g: [Float], at: [Float]
+
+    init(m: Int, r: Int) {
+        precondition(m >= 1 && r >= 1 && m + r - 1 <= 8, "Winograd F(\(m), \(r)) is not supported")
+        self.m = m; self.r = r
+        let alpha = m + r - 1
+        self.alpha = alpha
+        let points: [Double] = Array([0, 1, -1, 2, -2, 0.5, -0.5].prefix(alpha - 1))
+        let n = points.count
+        // Coefficients (index = power) of Π over `roots` of (x − root).
+        func product(_ roots: [Double]) -> [Double] {
+            var c = [1.0]
+            for root in roots {
+                var next = [Double](repeating: 0, count: c.count + 1)
+                for (k, v) in c.enumerated() { next[k + 1] += v; next[k] -= root * v }
+                c = next
+            }
+            return c
+        }
+        var bt = [Float](repeating: 0, count: alpha * alpha)
+        var g = [Float](repeating: 0, count: alpha * r)
+        var at = [Float](repeating: 0, count: m * alpha)
+        for j in 0..<n {
+            let others = points.enumerated().filter { $0.offset != j }.map(\.element)
+            let coeffs = product(others)
+            for k in 0..<coeffs.count { bt[j * alpha + k] = Float(coeffs[k]) }
+            let f = others.reduce(1.0) { $0 * (points[j] - $1) }
+            for k in 0..<r { g[j * r + k] = Float(pow(points[j], Double(k)) / f) }
+            for i in 0..<m { at[i * alpha + j] = Float(pow(points[j], Double(i))) }
+        }
+        let all = product(points)
+        for k in 0..<all.count { bt[(alpha - 1) * alpha + k] = Float(all[k]) }
+        g[(alpha - 1) * r + r - 1] = 1
+        at[(m - 1) * alpha + alpha - 1] = 1
+        self.bt = bt; self.g = g; self.at = at
+    }
+
+    /// The transform gen uses for an r×r kernel: F(4×4, 3×3) or F(2×2, 5×5); nil for other sizes.
+    static func forKernel(_ r: Int) -> WinogradTransform? {
+        switch r {
+        case 3: return f4x3
+        case 5: return f2x5
+        default: return nil
+        }
+    }
+    static let f4x3 = WinogradTransform(m: 4, r: 3)
+    static let f2x5 = WinogradTransform(m: 2, r: 5)
+}
+
+/// Whether the Winograd path computes a convolution of this geometry: a 3×3 or 5×5 kernel, stride
+/// 1, dilation 1, and at least 16 input and output channels (so its GEMMs are efficient). Padding
+/// and output size are free (taps outside the image read zero).
+func winogradApplies(_ g: ConvGeometry, outputChannels: Int) -> Bool {
+    Winograd.enabled && g.kH == g.kW && WinogradTransform.forKernel(g.kH) != nil
+        && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1 && g.dilationW == 1
+        && g.channels >= 16 && outputChannels >= 16 && g.outH > 0 && g.outW > 0
+}
+
+/// Tile bookkeeping of one convolution: tile `t` (linear over (n, tileRow, tileColumn)) covers
+/// output rows `m·tileRow ..< m·tileRow + m` and reads input rows from `m·tileRow − padTop`.
+private struct TileGrid {
+    let g: ConvGeometry
+    let m: Int, alpha: Int
+    let tilesH: Int, tilesW: Int
+    var count: Int { g.batch * tilesH * tilesW }
+
+    init(_ g: ConvGeometry, _ w: WinogradTransform) {
+        self.g = g; m = w.m; alpha = w.alpha
+        tilesH = (g.outH + m - 1) / m; tilesW = (g.outW + m - 1) / m
+    }
+
+    /// (image, first output row, first output column) of tile `t`.
+    @inline(__always) func origin(_ t: Int) -> (n: Int, oh: Int, ow: Int) {
+        let per = tilesH * tilesW, rem = t % per
+        return (t / per, (rem / tilesW) * m, (rem % tilesW) * m)
+    }
+}
+
+/// `U[ξ][c][o] = (G k_{c,o} Gᵀ)[ξ]` for an r×r HWIO kernel.
 ///
 /// - Parameters:
-///   - kernel: `[3, 3, cin, cout]` (HWIO).
-///   - u: `16 · cin · cout` scalars, written as `[16, cin, cout]`.
-func winogradTransformKernel(_ kernel: UnsafePointer<Float>, cin: Int, cout: Int, into u: UnsafeMutablePointer<Float>) {
-    let plane = cin * cout
-    parallelFor(cin, cost: cout * 64) { range in
+///   - kernel: `[r, r, cin, cout]`.
+///   - u: `α² · cin · cout` scalars, written as `[α², cin, cout]`.
+func winogradTransformKernel(_ w: WinogradTransform, _ kernel: UnsafePointer<Float>, cin: Int, cout: Int,
+                             into u: UnsafeMutablePointer<Float>) {
+    let r = w.r, a = w.alpha, plane = cin * cout
+    parallelFor(cin, cost: cout * a * a * r) { range in
+        var t = [Float](repeating: 0, count: a * r)
         for c in range {
             for o in 0..<cout {
-                @inline(__always) func k(_ t: Int) -> Float { kernel[t * plane + c * cout + o] }
-                // T = G g (4×3), row by row; then U = T Gᵀ (4×4).
-                let t0 = (k(0), k(1), k(2))
-                let t1 = (0.5 * (k(0) + k(3) + k(6)), 0.5 * (k(1) + k(4) + k(7)), 0.5 * (k(2) + k(5) + k(8)))
-                let t2 = (0.5 * (k(0) - k(3) + k(6)), 0.5 * (k(1) - k(4) + k(7)), 0.5 * (k(2) - k(5) + k(8)))
-                let t3 = (k(6), k(7), k(8))
-                func put(_ i: Int, _ r: (Float, Float, Float)) {
-                    let base = u + (i * 4) * plane + c * cout + o
-                    base[0] = r.0
-                    base[plane] = 0.5 * (r.0 + r.1 + r.2)
-                    base[2 * plane] = 0.5 * (r.0 - r.1 + r.2)
-                    base[3 * plane] = r.2
+                // T = G k (α×r), then U = T Gᵀ (α×α).
+                for i in 0..<a {
+                    for j in 0..<r {
+                        var s: Float = 0
+                        for k in 0..<r { s += w.g[i * r + k] * kernel[(k * r + j) * plane + c * cout + o] }
+                        t[i * r + j] = s
+                    }
                 }
-                put(0, t0); put(1, t1); put(2, t2); put(3, t3)
+                for i in 0..<a {
+                    for j in 0..<a {
+                        var s: Float = 0
+                        for k in 0..<r { s += t[i * r + k] * w.g[j * r + k] }
+                        u[(i * a + j) * plane + c * cout + o] = s
+                    }
+                }
             }
         }
     }
 }
 
-/// Winograd F(2×2, 3×3) convolution: `out[n, oh, ow, o] (+)= Σ_{i,j,c} x[n, oh − padTop + i, ow − padLeft + j, c] · k[i, j, c, o]`
-/// for the geometry `g` (which must satisfy ``winogradApplies(_:outputChannels:)``), with the
-/// kernel already transformed by ``winogradTransformKernel(_:cin:cout:into:)``.
+/// Adds `Gᵀ ∂U G` to an r×r HWIO kernel gradient: `∂k[i][j][c][o] += Σ_{ξ=(p,q)} G[p][i] ∂U[ξ][c][o] G[q][j]`.
+func winogradAccumulateKernelGradient(_ w: WinogradTransform, _ du: UnsafePointer<Float>, cin: Int, cout: Int,
+                                      into dk: UnsafeMutablePointer<Float>) {
+    let r = w.r, a = w.alpha, plane = cin * cout
+    parallelFor(cin, cost: cout * a * a * r) { range in
+        var t = [Float](repeating: 0, count: r * a)
+        for c in range {
+            for o in 0..<cout {
+                // T = Gᵀ ∂U (r×α), then ∂k = T G (r×r).
+                for i in 0..<r {
+                    for q in 0..<a {
+                        var s: Float = 0
+                        for p in 0..<a { s += w.g[p * r + i] * du[(p * a + q) * plane + c * cout + o] }
+                        t[i * a + q] = s
+                    }
+                }
+                for i in 0..<r {
+                    for j in 0..<r {
+                        var s: Float = 0
+                        for q in 0..<a { s += t[i * a + q] * w.g[q * r + j] }
+                        dk[(i * r + j) * plane + c * cout + o] += s
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Winograd convolution: `out[n, oh, ow, o] (+)= Σ_{i,j,c} x[n, oh − padTop + i, ow − padLeft + j, c] · k[i, j, c, o]`
+/// for the geometry `g` (which must satisfy ``winogradApplies(_:outputChannels:)``), with the kernel
+/// already transformed by ``winogradTransformKernel(_:_:cin:cout:into:)``.
+///
+/// Each thread takes a contiguous run of chunks of tiles and does the input transform, the α²
+/// single-threaded GEMMs and the output transform for each chunk; tiles write disjoint output
+/// pixels, so the result does not depend on the thread count.
 ///
 /// - Parameters:
 ///   - image: `[N, inH, inW, Cin]`.
-///   - u: `[16, Cin, Cout]`.
+///   - u: `[α², Cin, Cout]`.
 ///   - out: `[N, outH, outW, Cout]`; overwritten, or added to when `accumulate` is true.
-func winogradConvolution(_ g: ConvGeometry, image: UnsafePointer<Float>, u: UnsafePointer<Float>, cout: Int,
-                         out: UnsafeMutablePointer<Float>, accumulate: Bool) {
-    let cin = g.channels
-    let tilesH = (g.outH + 1) / 2, tilesW = (g.outW + 1) / 2
-    let tiles = g.batch * tilesH * tilesW
+func winogradConvolution(_ w: WinogradTransform, _ g: ConvGeometry, image: UnsafePointer<Float>, u: UnsafePointer<Float>,
+                         cout: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    let cin = g.channels, a2 = w.alpha * w.alpha
+    let grid = TileGrid(g, w)
+    let tiles = grid.count
     guard tiles > 0 else { return }
-    let perTile = 16 * (cin + cout) * MemoryLayout<Float>.stride
+    let perTile = a2 * (cin + cout) * MemoryLayout<Float>.stride
     let chunk = min(tiles, max(32, Winograd.chunkBytes / perTile))
     let chunks = (tiles + chunk - 1) / chunk
     let threads = ParallelRegion.active ? 1 : Threads.count
     parallelPartitions(chunks, parts: threads) { _, range in
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * chunk * cin)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * chunk * cout)
-        defer { v.deallocate(); m.deallocate() }
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: a2 * chunk * cin)
+        let mm = UnsafeMutablePointer<Float>.allocate(capacity: a2 * chunk * cout)
+        let scratch = WinogradScratch(alpha: w.alpha)
+        defer { v.deallocate(); mm.deallocate(); scratch.deallocate() }
         for c in range {
             let first = c * chunk, count = min(chunk, tiles - first)
-            winogradInputTransform(g, image: image, tilesH: tilesH, tilesW: tilesW, first: first, count: count,
-                                   stride: chunk, v: v)
-            for xi in 0..<16 {
-                gemm(m: count, n: cout, k: cin, a: v + xi * chunk * cin, b: u + xi * cin * cout,
-                     c: m + xi * chunk * cout)
+            for t in 0..<count {
+                inputTransform(w, grid, image: image, tile: first + t, v: v + t * cin, plane: chunk * cin, scratch: scratch)
             }
-            winogradOutputTransform(g, m: m, cout: cout, tilesH: tilesH, tilesW: tilesW, first: first, count: count,
-                                    stride: chunk, out: out, accumulate: accumulate)
-        }
-    }
-}
-
-/// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for tiles `first ..< first + count` (linear over (n, tileRow, tileColumn)),
-/// where d is the 4×4 input block at (2·tileRow − padTop, 2·tileColumn − padLeft), zero outside the
-/// image. `V` is `[16, stride, Cin]`.
-private func winogradInputTransform(_ g: ConvGeometry, image: UnsafePointer<Float>, tilesH: Int, tilesW: Int,
-                                    first: Int, count: Int, stride: Int, v: UnsafeMutablePointer<Float>) {
-    let cin = g.channels, inH = g.inH, inW = g.inW
-    let zeros = UnsafeMutablePointer<Float>.allocate(capacity: cin + 8)
-    zeros.update(repeating: 0, count: cin + 8)
-    let pad = UnsafeMutablePointer<Float>.allocate(capacity: 16 * 8)
-    defer { zeros.deallocate(); pad.deallocate() }
-    var src = [UnsafePointer<Float>](repeating: UnsafePointer(zeros), count: 16)
-    let plane = stride * cin
-    for t in 0..<count {
-        let tile = first + t
-        let n = tile / (tilesH * tilesW), rem = tile % (tilesH * tilesW)
-        let ih0 = (rem / tilesW) * 2 - g.padTop, iw0 = (rem % tilesW) * 2 - g.padLeft
-        for i in 0..<4 {
-            let ih = ih0 + i
-            for j in 0..<4 {
-                let iw = iw0 + j
-                src[i * 4 + j] = ih >= 0 && ih < inH && iw >= 0 && iw < inW
-                    ? image + ((n * inH + ih) * inW + iw) * cin : UnsafePointer(zeros)
+            for xi in 0..<a2 {
+                gemm(m: count, n: cout, k: cin, a: v + xi * chunk * cin, b: u + xi * cin * cout, c: mm + xi * chunk * cout)
             }
-        }
-        let dst = v + t * cin
-        src.withUnsafeBufferPointer { s in
-            var c = 0
-            while c + 8 <= cin {
-                inputTile8(s, c, dst + c, plane)
-                c += 8
-            }
-            if c < cin {
-                // Tail: gather the last channels into zero-padded lanes.
-                let rest = cin - c
-                for k in 0..<16 {
-                    for l in 0..<8 { pad[k * 8 + l] = l < rest ? s[k][c + l] : 0 }
-                }
-                var lanes = [F8](repeating: F8(), count: 16)
-                for k in 0..<16 { lanes[k] = load8(pad + k * 8) }
-                let r = inputTransform(lanes)
-                for k in 0..<16 { for l in 0..<rest { dst[k * plane + c + l] = r[k][l] } }
+            for t in 0..<count {
+                outputTransform(w, grid, m: mm + t * cout, plane: chunk * cout, cout: cout, tile: first + t, out: out,
+                                accumulate: accumulate, scratch: scratch)
             }
         }
     }
 }
 
-/// Input transform of 8 channels starting at `c`: reads `s[k] + c` for the 16 block pixels and
-/// writes `dst[ξ · plane]`.
+/// Kernel gradient by Winograd: `∂k[i, j, c, o] += Σ_{n,oh,ow} x[n, oh − padTop + i, ow − padLeft + j, c] · ∂out[n, oh, ow, o]`.
+///
+/// Tiles are processed in chunks; within a chunk the transforms run in parallel over tiles and the
+/// α² GEMMs `∂U[ξ] += V[ξ]ᵀ · ∂M[ξ]` in parallel over ξ, each ξ owned by one thread for the whole
+/// run, so the sums are taken in a fixed order whatever the thread count.
+///
+/// - Parameters:
+///   - image: `[N, inH, inW, Cin]`.
+///   - gradOut: `[N, outH, outW, Cout]`.
+///   - dk: `[r, r, Cin, Cout]`, added to.
+func winogradKernelGradient(_ w: WinogradTransform, _ g: ConvGeometry, image: UnsafePointer<Float>,
+                            gradOut: UnsafePointer<Float>, cout: Int, into dk: UnsafeMutablePointer<Float>) {
+    let cin = g.channels, a2 = w.alpha * w.alpha
+    let grid = TileGrid(g, w)
+    let tiles = grid.count
+    guard tiles > 0 else { return }
+    let perTile = a2 * (cin + cout) * MemoryLayout<Float>.stride
+    let chunk = min(tiles, max(64, 8 * Winograd.chunkBytes / perTile))
+    let v = UnsafeMutablePointer<Float>.allocate(capacity: a2 * chunk * cin)
+    let dm = UnsafeMutablePointer<Float>.allocate(capacity: a2 * chunk * cout)
+    let du = UnsafeMutablePointer<Float>.allocate(capacity: a2 * cin * cout)
+    defer { v.deallocate(); dm.deallocate(); du.deallocate() }
+    du.update(repeating: 0, count: a2 * cin * cout)
+    let threads = ParallelRegion.active ? 1 : Threads.count
+    for first in stride(from: 0, to: tiles, by: chunk) {
+        let count = min(chunk, tiles - first)
+        parallelPartitions(count, parts: threads) { _, range in
+            let scratch = WinogradScratch(alpha: w.alpha)
+            defer { scratch.deallocate() }
+            for t in range {
+                inputTransform(w, grid, image: image, tile: first + t, v: v + t * cin, plane: chunk * cin, scratch: scratch)
+                outputTransformAdjoint(w, grid, gradOut: gradOut, cout: cout, tile: first + t, dm: dm + t * cout,
+                                       plane: chunk * cout, scratch: scratch)
+            }
+        }
+        parallelPartitions(a2, parts: threads) { _, range in
+            for xi in range {
+                gemm(transposeA: true, m: cin, n: cout, k: count, a: v + xi * chunk * cin, b: dm + xi * chunk * cout,
+                     beta: 1, c: du + xi * cin * cout)
+            }
+        }
+    }
+    winogradAccumulateKernelGradient(w, du, cin: cin, cout: cout, into: dk)
+}
+
+/// Per-thread scratch of the tile transforms: α² SIMD lanes twice, and a zero row.
+private final class WinogradScratch {
+    let d: UnsafeMutablePointer<F8>, t: UnsafeMutablePointer<F8>
+    let pointers: UnsafeMutablePointer<UnsafePointer<Float>?>
+    init(alpha: Int) {
+        d = .allocate(capacity: alpha * alpha)
+        t = .allocate(capacity: alpha * alpha)
+        pointers = .allocate(capacity: alpha * alpha)
+    }
+    func deallocate() { d.deallocate(); t.deallocate(); pointers.deallocate() }
+}
+
+/// Loads up to 8 scalars (`count` < 8 pads with zeros).
 @inline(__always)
-private func inputTile8(_ s: UnsafeBufferPointer<UnsafePointer<Float>>, _ c: Int, _ dst: UnsafeMutablePointer<Float>,
-                        _ plane: Int) {
-    // Bᵀ d: combine rows.
-    var r = (F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8())
-    for j in 0..<4 {
-        let d0 = load8(s[j] + c), d1 = load8(s[4 + j] + c), d2 = load8(s[8 + j] + c), d3 = load8(s[12 + j] + c)
-        let a0 = d0 - d2, a1 = d1 + d2, a2 = d2 - d1, a3 = d1 - d3
-        switch j {
-        case 0: r.0 = a0; r.4 = a1; r.8 = a2; r.12 = a3
-        case 1: r.1 = a0; r.5 = a1; r.9 = a2; r.13 = a3
-        case 2: r.2 = a0; r.6 = a1; r.10 = a2; r.14 = a3
-        default: r.3 = a0; r.7 = a1; r.11 = a2; r.15 = a3
+private func loadLanes(_ p: UnsafePointer<Float>, _ count: Int) -> F8 {
+    if count >= 8 { return load8(p) }
+    var v = F8()
+    for l in 0..<count { v[l] = p[l] }
+    return v
+}
+
+/// Stores (or adds) the first `count` lanes.
+@inline(__always)
+private func storeLanes(_ v: F8, _ p: UnsafeMutablePointer<Float>, _ count: Int, add: Bool) {
+    if count >= 8 {
+        store8(add ? load8(p) + v : v, p)
+    } else {
+        for l in 0..<count { p[l] = add ? p[l] + v[l] : v[l] }
+    }
+}
+
+/// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for one tile, d the α×α input block (zero outside the image); writes
+/// `v[ξ · plane + c]`.
+@inline(__always)
+private func inputTransform(_ w: WinogradTransform, _ grid: TileGrid, image: UnsafePointer<Float>, tile: Int,
+                            v: UnsafeMutablePointer<Float>, plane: Int, scratch: WinogradScratch) {
+    let g = grid.g, a = w.alpha, cin = g.channels
+    let (n, oh, ow) = grid.origin(tile)
+    let ih0 = oh - g.padTop, iw0 = ow - g.padLeft
+    let ptr = scratch.pointers, d = scratch.d, t = scratch.t
+    for i in 0..<a {
+        let ih = ih0 + i
+        for j in 0..<a {
+            let iw = iw0 + j
+            ptr[i * a + j] = ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW ? image + ((n * g.inH + ih) * g.inW + iw) * cin : nil
         }
     }
-    // (Bᵀ d) B: combine columns of each row.
-    @inline(__always) func row(_ a: F8, _ b: F8, _ d: F8, _ e: F8, _ base: Int) {
-        store8(a - d, dst + base * plane)
-        store8(b + d, dst + (base + 1) * plane)
-        store8(d - b, dst + (base + 2) * plane)
-        store8(b - e, dst + (base + 3) * plane)
+    w.bt.withUnsafeBufferPointer { bt in
+        var c = 0
+        while c < cin {
+            let lanes = min(8, cin - c)
+            for k in 0..<(a * a) { d[k] = ptr[k].map { loadLanes($0 + c, lanes) } ?? F8() }
+            // t = Bᵀ d (rows), then V = t B (columns).
+            for i in 0..<a {
+                for j in 0..<a {
+                    var s = F8()
+                    for k in 0..<a { let b = bt[i * a + k]; if b != 0 { s += b * d[k * a + j] } }
+                    t[i * a + j] = s
+                }
+            }
+            for i in 0..<a {
+                for j in 0..<a {
+                    var s = F8()
+                    for k in 0..<a { let b = bt[j * a + k]; if b != 0 { s += b * t[i * a + k] } }
+                    storeLanes(s, v + (i * a + j) * plane + c, lanes, add: false)
+                }
+            }
+            c += 8
+        }
     }
-    row(r.0, r.1, r.2, r.3, 0)
-    row(r.4, r.5, r.6, r.7, 4)
-    row(r.8, r.9, r.10, r.11, 8)
-    row(r.12, r.13, r.14, r.15, 12)
 }
 
-/// Input transform of 16 lanes (the scalar-tail path): `Bᵀ d B` in the order ξ = 4·row + column.
-private func inputTransform(_ d: [F8]) -> [F8] {
-    var r = [F8](repeating: F8(), count: 16)
-    for j in 0..<4 {
-        r[j] = d[j] - d[8 + j]
-        r[4 + j] = d[4 + j] + d[8 + j]
-        r[8 + j] = d[8 + j] - d[4 + j]
-        r[12 + j] = d[4 + j] - d[12 + j]
-    }
-    var out = [F8](repeating: F8(), count: 16)
-    for i in 0..<4 {
-        out[i * 4] = r[i * 4] - r[i * 4 + 2]
-        out[i * 4 + 1] = r[i * 4 + 1] + r[i * 4 + 2]
-        out[i * 4 + 2] = r[i * 4 + 2] - r[i * 4 + 1]
-        out[i * 4 + 3] = r[i * 4 + 1] - r[i * 4 + 3]
-    }
-    return out
-}
-
-/// `Y = Aᵀ M A` for tiles `first ..< first + count`, written (or added) to the output pixels of each
-/// tile that fall inside the output. `M` is `[16, stride, Cout]`.
-private func winogradOutputTransform(_ g: ConvGeometry, m: UnsafePointer<Float>, cout: Int, tilesH: Int, tilesW: Int,
-                                     first: Int, count: Int, stride: Int, out: UnsafeMutablePointer<Float>,
-                                     accumulate: Bool) {
-    let outH = g.outH, outW = g.outW, plane = stride * cout
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * cout)
-    defer { scratch.deallocate() }
-    for t in 0..<count {
-        let tile = first + t
-        let n = tile / (tilesH * tilesW), rem = tile % (tilesH * tilesW)
-        let oh0 = (rem / tilesW) * 2, ow0 = (rem % tilesW) * 2
-        let src = m + t * cout
-        // Y computed into scratch [4, cout] (y00, y01, y10, y11), then copied to the pixels inside.
+/// `Y = Aᵀ M A` for one tile, written (or added) to the output pixels of the tile that fall inside
+/// the output; reads `m[ξ · plane + o]`.
+@inline(__always)
+private func outputTransform(_ w: WinogradTransform, _ grid: TileGrid, m: UnsafePointer<Float>, plane: Int, cout: Int,
+                             tile: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool, scratch: WinogradScratch) {
+    let g = grid.g, a = w.alpha, mt = w.m
+    let (n, oh, ow) = grid.origin(tile)
+    let rows = min(mt, g.outH - oh), cols = min(mt, g.outW - ow)
+    let d = scratch.d, t = scratch.t
+    w.at.withUnsafeBufferPointer { at in
         var o = 0
-        while o + 8 <= cout {
-            outputTile8(src + o, plane, scratch + o, cout)
+        while o < cout {
+            let lanes = min(8, cout - o)
+            for k in 0..<(a * a) { d[k] = loadLanes(m + k * plane + o, lanes) }
+            // t = Aᵀ M (m×α), then Y = t A (m×m).
+            for i in 0..<mt {
+                for j in 0..<a {
+                    var s = F8()
+                    for k in 0..<a { let c = at[i * a + k]; if c != 0 { s += c * d[k * a + j] } }
+                    t[i * a + j] = s
+                }
+            }
+            for i in 0..<rows {
+                for j in 0..<cols {
+                    var s = F8()
+                    for k in 0..<a { let c = at[j * a + k]; if c != 0 { s += c * t[i * a + k] } }
+                    storeLanes(s, out + ((n * g.outH + oh + i) * g.outW + ow + j) * cout + o, lanes, add: accumulate)
+                }
+            }
             o += 8
         }
-        while o < cout {
-            var mm = [Float](repeating: 0, count: 16)
-            for k in 0..<16 { mm[k] = src[k * plane + o] }
-            var tr = [Float](repeating: 0, count: 8)
-            for j in 0..<4 {
-                tr[j] = mm[j] + mm[4 + j] + mm[8 + j]
-                tr[4 + j] = mm[4 + j] - mm[8 + j] - mm[12 + j]
-            }
-            for i in 0..<2 {
-                scratch[(i * 2) * cout + o] = tr[i * 4] + tr[i * 4 + 1] + tr[i * 4 + 2]
-                scratch[(i * 2 + 1) * cout + o] = tr[i * 4 + 1] - tr[i * 4 + 2] - tr[i * 4 + 3]
-            }
-            o += 1
-        }
-        for i in 0..<2 where oh0 + i < outH {
-            for j in 0..<2 where ow0 + j < outW {
-                let dst = out + ((n * outH + oh0 + i) * outW + ow0 + j) * cout
-                let y = scratch + (i * 2 + j) * cout
-                if accumulate { addRun(dst, y, cout) } else { dst.update(from: y, count: cout) }
-            }
-        }
     }
 }
 
-/// Output transform of 8 channels: reads `src[ξ · plane]`, writes the four outputs to
-/// `dst[k · rowStride]` for k = (0,0), (0,1), (1,0), (1,1).
+/// `∂M = A ∂Y Aᵀ` for one tile (the adjoint of ``outputTransform``), ∂Y the m×m block of the output
+/// gradient (zero past the output's edge); writes `dm[ξ · plane + o]`.
 @inline(__always)
-private func outputTile8(_ src: UnsafePointer<Float>, _ plane: Int, _ dst: UnsafeMutablePointer<Float>, _ rowStride: Int) {
-    // Aᵀ M: two rows of four.
-    var t0 = (F8(), F8(), F8(), F8()), t1 = (F8(), F8(), F8(), F8())
-    for j in 0..<4 {
-        let m0 = load8(src + j * plane), m1 = load8(src + (4 + j) * plane)
-        let m2 = load8(src + (8 + j) * plane), m3 = load8(src + (12 + j) * plane)
-        let a = m0 + m1 + m2, b = m1 - m2 - m3
-        switch j {
-        case 0: t0.0 = a; t1.0 = b
-        case 1: t0.1 = a; t1.1 = b
-        case 2: t0.2 = a; t1.2 = b
-        default: t0.3 = a; t1.3 = b
+private func outputTransformAdjoint(_ w: WinogradTransform, _ grid: TileGrid, gradOut: UnsafePointer<Float>, cout: Int,
+                                    tile: Int, dm: UnsafeMutablePointer<Float>, plane: Int, scratch: WinogradScratch) {
+    let g = grid.g, a = w.alpha, mt = w.m
+    let (n, oh, ow) = grid.origin(tile)
+    let rows = min(mt, g.outH - oh), cols = min(mt, g.outW - ow)
+    let d = scratch.d, t = scratch.t
+    w.at.withUnsafeBufferPointer { at in
+        var o = 0
+        while o < cout {
+            let lanes = min(8, cout - o)
+            for i in 0..<mt {
+                for j in 0..<mt {
+                    d[i * mt + j] = i < rows && j < cols
+                        ? loadLanes(gradOut + ((n * g.outH + oh + i) * g.outW + ow + j) * cout + o, lanes) : F8()
+                }
+            }
+            // t = A ∂Y (α×m): t[k][j] = Σ_i Aᵀ[i][k] ∂Y[i][j]; then ∂M = t Aᵀ: ∂M[k][l] = Σ_j t[k][j] Aᵀ[j][l].
+            for k in 0..<a {
+                for j in 0..<mt {
+                    var s = F8()
+                    for i in 0..<mt { let c = at[i * a + k]; if c != 0 { s += c * d[i * mt + j] } }
+                    t[k * mt + j] = s
+                }
+            }
+            for k in 0..<a {
+                for l in 0..<a {
+                    var s = F8()
+                    for j in 0..<mt { let c = at[j * a + l]; if c != 0 { s += c * t[k * mt + j] } }
+                    storeLanes(s, dm + (k * a + l) * plane + o, lanes, add: false)
+                }
+            }
+            o += 8
         }
     }
-    store8(t0.0 + t0.1 + t0.2, dst)
-    store8(t0.1 - t0.2 - t0.3, dst + rowStride)
-    store8(t1.0 + t1.1 + t1.2, dst + 2 * rowStride)
-    store8(t1.1 - t1.2 - t1.3, dst + 3 * rowStride)
 }

@@ -70,8 +70,9 @@ extension Tensor {
     /// ``convolutionOutputSize(inputHeight:inputWidth:kernel:strides:padding:dilation:)``.
     ///
     /// Computed as im2col + one GEMM with the kernel viewed as `[KH·KW·Cin, Cout]` (a direct GEMM for
-    /// 1×1 stride-1 unpadded kernels; Winograd F(2×2, 3×3), Lavin & Gray 2016, for 3×3 stride-1
-    /// undilated kernels with at least 16 channels in and out, forward and ∂x), in chunks of whole output rows whose patch buffer stays within
+    /// 1×1 stride-1 unpadded kernels; Winograd F(4×4, 3×3) and F(2×2, 5×5), Lavin & Gray 2016, for
+    /// 3×3 and 5×5 stride-1 undilated kernels with at least 16 channels in and out, for the output,
+    /// ∂x and ∂kernel), in chunks of whole output rows whose patch buffer stays within
     /// ``ConvolutionScratch/maxBytes``. Gradients: `∂kernel = patchesᵀ · ∂out`,
     /// `∂x = col2im(∂out · kernelᵀ)` (for stride 1 with few output channels: ∂out convolved with the
     /// rotated kernel), `∂bias` = column sums of `∂out`; each only when that input
@@ -112,11 +113,11 @@ extension Tensor {
         }
         if g.isPointwise {
             gemm(m: pixels, n: cout, k: cin, a: xp, b: kp, beta: beta, c: out.base)
-        } else if pixels > 0 && winogradApplies(g, outputChannels: cout) {
-            let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * cout)
+        } else if pixels > 0 && winogradApplies(g, outputChannels: cout), let wt = WinogradTransform.forKernel(g.kH) {
+            let u = UnsafeMutablePointer<Float>.allocate(capacity: wt.alpha * wt.alpha * cin * cout)
             defer { u.deallocate() }
-            winogradTransformKernel(kp, cin: cin, cout: cout, into: u)
-            winogradConvolution(g, image: xp, u: u, cout: cout, out: out.base, accumulate: beta != 0)
+            winogradTransformKernel(wt, kp, cin: cin, cout: cout, into: u)
+            winogradConvolution(wt, g, image: xp, u: u, cout: cout, out: out.base, accumulate: beta != 0)
         } else if pixels > 0 {
             let chunk = g.rowsPerChunk(bytes: ConvolutionScratch.maxBytes)
             let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, outRows) * ow * kk))
@@ -143,7 +144,9 @@ extension Tensor {
                 return
             }
             let budget = ConvolutionScratch.maxBytes
-            if let dK {
+            if let dK, winogradApplies(g, outputChannels: cout), let wt = WinogradTransform.forKernel(g.kH) {
+                winogradKernelGradient(wt, g, image: xp, gradOut: gOut, cout: cout, into: dK)
+            } else if let dK {
                 let chunk = g.rowsPerChunk(bytes: budget)
                 let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, outRows) * ow * kk))
                 defer { cols.deallocate() }
@@ -163,8 +166,8 @@ extension Tensor {
                                   strideH: 1, strideW: 1, padTop: ptFlip, padLeft: plFlip,
                                   dilationH: g.dilationH, dilationW: g.dilationW)
             let flipApplies = g.strideH == 1 && g.strideW == 1 && ptFlip >= 0 && plFlip >= 0
-            let winograd = flipApplies && winogradApplies(gf, outputChannels: cin)
-            if winograd || flipApplies && cin >= 16 && cout <= 128 {
+            let winograd = flipApplies && winogradApplies(gf, outputChannels: cin) ? WinogradTransform.forKernel(g.kH) : nil
+            if winograd != nil || flipApplies && cin >= 16 && cout <= 128 {
                 let taps = g.kH * g.kW
                 // flipped[(t', o), c] = kernel[(taps − 1 − t', c), o]: [KH·KW·Cout, Cin].
                 let flipped = UnsafeMutablePointer<Float>.allocate(capacity: taps * cout * cin)
@@ -173,11 +176,11 @@ extension Tensor {
                     let src = kp + (taps - 1 - t) * cin * cout, dst = flipped + t * cout * cin
                     for c in 0..<cin { for o in 0..<cout { dst[o * cin + c] = src[c * cout + o] } }
                 }
-                if winograd {
-                    let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * cout)
+                if let wt = winograd {
+                    let u = UnsafeMutablePointer<Float>.allocate(capacity: wt.alpha * wt.alpha * cin * cout)
                     defer { u.deallocate() }
-                    winogradTransformKernel(flipped, cin: cout, cout: cin, into: u)
-                    winogradConvolution(gf, image: gOut, u: u, cout: cin, out: dX, accumulate: true)
+                    winogradTransformKernel(wt, flipped, cin: cout, cout: cin, into: u)
+                    winogradConvolution(wt, gf, image: gOut, u: u, cout: cin, out: dX, accumulate: true)
                     return
                 }
                 let chunk = gf.rowsPerChunk(bytes: budget), xRows = n * h
