@@ -67,6 +67,9 @@ final class PoolingNormalizationTests: XCTestCase {
             ((3, 3), (2, 2), .explicit(top: 1, bottom: 1, left: 1, right: 1), true, [1, 5, 6, 2]),
             ((3, 3), (2, 2), .same, false, [1, 5, 5, 2]),
             ((2, 3), (1, 2), .valid, false, [2, 4, 7, 3]),
+            // Eight-channel SIMD blocks plus a scalar tail.
+            ((3, 3), (2, 2), .explicit(top: 1, bottom: 1, left: 1, right: 1), true, [1, 5, 6, 11]),
+            ((2, 2), (2, 2), .valid, false, [1, 4, 4, 16]),
         ]
         for (k, s, padding, ceil, shape) in cases {
             let x = distinctInput(shape, seed: 3)
@@ -101,6 +104,23 @@ final class PoolingNormalizationTests: XCTestCase {
         gradientCheck(inputs: [distinctInput([2, 4, 7, 3], seed: 5)], "overlapping 2x3/(1,2)") {
             $0[0].maxPool2d(poolSize: (2, 3), strides: (1, 2))
         }
+        gradientCheck(inputs: [distinctInput([1, 5, 6, 11], seed: 6)], "SIMD channels, explicit pad, ceil") {
+            $0[0].maxPool2d(poolSize: (3, 3), strides: (2, 2), padding: .explicit(top: 1, bottom: 1, left: 1, right: 1), ceilMode: true)
+        }
+    }
+
+    /// Ties go to the first maximum in row-major window order (PyTorch), in the SIMD and the scalar
+    /// channels alike; a NaN in a window wins.
+    func testMaxPoolTiesAndNaN() {
+        let x = Tensor(shape: [1, 2, 2, 9], scalars: [Float](repeating: 1, count: 36), requiresGrad: true)
+        let y = x.maxPool2d(poolSize: (2, 2))
+        y.backward(seed: Tensor(shape: y.shape, scalars: [Float](repeating: 1, count: 9)))
+        XCTAssertEqual(x.grad!.scalars, [Float](repeating: 1, count: 9) + [Float](repeating: 0, count: 27))
+        var v = [Float](repeating: 0, count: 36)
+        v[2 * 9 + 3] = .nan; v[2 * 9 + 8] = .nan
+        let z = Tensor(shape: [1, 2, 2, 9], scalars: v).maxPool2d(poolSize: (2, 2))
+        XCTAssertTrue(z.scalars[3].isNaN && z.scalars[8].isNaN)
+        XCTAssertEqual(z.scalars[0], 0)
     }
 
     // MARK: average pooling

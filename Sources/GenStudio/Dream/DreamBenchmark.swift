@@ -19,7 +19,7 @@ public enum DreamBenchmark {
     /// Times `repetitions` steps (after one warm-up) at each size.
     /// - Throws: errors building the network.
     public static func run(network name: String, sizes: [(Int, Int)] = [(350, 467), (490, 653), (686, 915)],
-                           repetitions: Int = 3) throws -> [Result] {
+                           repetitions: Int = 7) throws -> [Result] {
         let net = try makeRandomNetwork(named: name, seed: 0)
         let dream = try DeepDream(network: net, config: {
             var c = DreamConfig(layers: DreamConfig.defaultLayers(network: net.name))

@@ -100,15 +100,40 @@ extension Tensor {
                     let w0 = j * st.1 - gw.padBefore
                     let wLo = max(w0, 0), wHi = min(w0 + kw, w)
                     let ob = o + ((row * ow) + j) * c, ab = argmax + ((row * ow) + j) * c
-                    for ch in 0..<c { ob[ch] = -.infinity; ab[ch] = -1 }
-                    if hLo >= hHi || wLo >= wHi { for ch in 0..<c { ob[ch] = 0 }; continue }
-                    for hh in hLo..<hHi {
-                        for ww in wLo..<wHi {
-                            let base = ((b * h + hh) * w + ww) * c
-                            let xb = x + base
-                            for ch in 0..<c {
-                                let v = xb[ch]
-                                if v > ob[ch] || (ab[ch] < 0) || v.isNaN { ob[ch] = v; ab[ch] = Int32(base + ch) }
+                    if hLo >= hHi || wLo >= wHi {
+                        for ch in 0..<c { ob[ch] = 0; ab[ch] = -1 }
+                        continue
+                    }
+                    // Eight channels at a time: start from the window's first position, replace
+                    // where a later value is larger (or NaN), so the first maximum keeps its index.
+                    var ch = 0
+                    let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+                    while ch + 8 <= c {
+                        let first = ((b * h + hLo) * w + wLo) * c + ch
+                        var best = load8(x + first), index = SIMD8<Int32>(repeating: Int32(first)) &+ lanes
+                        for hh in hLo..<hHi {
+                            for ww in wLo..<wHi where hh != hLo || ww != wLo {
+                                let at = ((b * h + hh) * w + ww) * c + ch
+                                let v = load8(x + at)
+                                let wins = (v .> best) .| (v .!= v)
+                                best.replace(with: v, where: wins)
+                                index.replace(with: SIMD8<Int32>(repeating: Int32(at)) &+ lanes, where: wins)
+                            }
+                        }
+                        store8(best, ob + ch)
+                        UnsafeMutableRawPointer(ab + ch).storeBytes(of: index, as: SIMD8<Int32>.self)
+                        ch += 8
+                    }
+                    for ch in ch..<c { ob[ch] = -.infinity; ab[ch] = -1 }
+                    if ch < c {
+                        for hh in hLo..<hHi {
+                            for ww in wLo..<wHi {
+                                let base = ((b * h + hh) * w + ww) * c
+                                let xb = x + base
+                                for ch in ch..<c {
+                                    let v = xb[ch]
+                                    if v > ob[ch] || (ab[ch] < 0) || v.isNaN { ob[ch] = v; ab[ch] = Int32(base + ch) }
+                                }
                             }
                         }
                     }
