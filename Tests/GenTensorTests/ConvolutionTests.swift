@@ -309,6 +309,31 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// `conv2d(fusedReLU: true)` equals `conv2d(...).relu()`: output and every gradient, on the
+    /// im2col path (with finite differences) and on the Winograd path.
+    func testFusedReLUMatchesSeparateReLU() {
+        var r = TestRandom(seed: 81)
+        for (xs, ks, padding) in [([2, 5, 6, 3], [3, 3, 3, 4], Padding.same), ([1, 6, 7, 16], [3, 3, 16, 16], .same),
+                                  ([1, 5, 5, 8], [1, 1, 8, 5], .valid)] {
+            let x = r.uniform(xs), k = r.uniform(ks), b = r.uniform([ks[3]])
+            var results: [[Float]] = []
+            for fused in [true, false] {
+                for t in [x, k, b] { t.grad = nil }
+                let out = fused ? Tensor.conv2d(x, kernel: k, bias: b, padding: padding, fusedReLU: true)
+                                : Tensor.conv2d(x, kernel: k, bias: b, padding: padding).relu()
+                var sr = TestRandom(seed: 9)
+                out.backward(seed: sr.uniform(out.shape, grad: false))
+                results.append(out.scalars + x.grad!.scalars + k.grad!.scalars + b.grad!.scalars)
+            }
+            XCTAssertGreaterThan(results[0].prefix(xs[0] * xs[1] * xs[2]).filter { $0 == 0 }.count, 0, "some outputs are clipped")
+            assertClose(results[0], results[1].map(Double.init), atol: 1e-6, rtol: 1e-6, "fused ReLU \(xs) \(ks)")
+        }
+        let x = r.uniform([1, 4, 5, 2]), k = r.uniform([3, 3, 2, 3]), b = r.uniform([3])
+        gradientCheck(inputs: [x, k, b], "conv2d fused ReLU") { t in
+            Tensor.conv2d(t[0], kernel: t[1], bias: t[2], padding: .same, fusedReLU: true)
+        }
+    }
+
     // MARK: Winograd
 
     /// 3×3 and 5×5 stride-1 convolutions with ≥ 16 channels take the Winograd path (F(4×4, 3×3),

@@ -85,9 +85,12 @@ extension Tensor {
     ///   - strides: (vertical, horizontal), positive.
     ///   - padding: see ``Padding``.
     ///   - dilation: (vertical, horizontal) spacing of kernel taps, positive.
+    ///   - fusedReLU: apply `max(·, 0)` to the output in place, as `.relu()` would, without a second
+    ///     graph node and buffer; the backward pass masks the incoming gradient where the output is
+    ///     not positive (ReLU's derivative, 0 at 0).
     /// - Returns: `[N, OH, OW, Cout]`.
     public static func conv2d(_ x: Tensor, kernel: Tensor, bias: Tensor? = nil, strides: (Int, Int) = (1, 1),
-                              padding: Padding = .valid, dilation: (Int, Int) = (1, 1)) -> Tensor {
+                              padding: Padding = .valid, dilation: (Int, Int) = (1, 1), fusedReLU: Bool = false) -> Tensor {
         precondition(x.rank == 4 && kernel.rank == 4 && kernel.shape[2] == x.shape[3],
                      "conv2d: input \(x.shape) [N,H,W,Cin] and kernel \(kernel.shape) [KH,KW,Cin,Cout] do not fit")
         let cout = kernel.shape[3]
@@ -104,7 +107,8 @@ extension Tensor {
                              padTop: size.padTop, padLeft: size.padLeft, dilationH: dilation.0, dilationW: dilation.1)
         let oh = g.outH, ow = g.outW, kk = g.patchWidth, outRows = g.batch * oh     // image rows of the output
         let pixels = outRows * ow
-        let out = TensorStorage(count: pixels * cout)
+        // Every path below writes every output scalar (bias fill or GEMM with beta 0, whole tiles).
+        let out = TensorStorage(uninitializedCount: pixels * cout)
         let xp = UnsafePointer(x.storage.base), kp = UnsafePointer(kernel.storage.base)
         var beta: Float = 0
         if let bias, pixels > 0 {
@@ -128,9 +132,23 @@ extension Tensor {
                 gemm(m: rows.count * ow, n: cout, k: kk, a: cols, b: kp, beta: beta, c: out.base + start * ow * cout)
             }
         }
+        let outCount = pixels * cout
+        if fusedReLU {
+            let o = out.base
+            parallelFor(outCount, cost: 1) { r in for i in r { o[i] = max(o[i], 0) } }
+        }
         var inputs = [x, kernel]
         if let bias { inputs.append(bias) }
-        return result(shape: [n, oh, ow, cout], storage: out, inputs: inputs) { gOut in
+        return result(shape: [n, oh, ow, cout], storage: out, inputs: inputs) { gIncoming in
+            // With the fused ReLU, the gradient reaching the convolution is masked by output > 0.
+            var masked: UnsafeMutablePointer<Float>?
+            if fusedReLU {
+                let m = UnsafeMutablePointer<Float>.allocate(capacity: max(outCount, 1)), o = out.base
+                parallelFor(outCount, cost: 1) { r in for i in r { m[i] = o[i] > 0 ? gIncoming[i] : 0 } }
+                masked = m
+            }
+            defer { masked?.deallocate() }
+            let gOut = UnsafePointer(masked ?? UnsafeMutablePointer(mutating: gIncoming))
             if let bias, bias.requiresGrad {
                 bias.accumulateGrad { d in addColumnSums(gOut, rows: pixels, n: cout, into: d) }
             }

@@ -266,7 +266,7 @@ final class ConvReLU {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.conv2d(x, kernel: kernel, bias: bias, strides: strides, padding: padding).relu()
+        Tensor.conv2d(x, kernel: kernel, bias: bias, strides: strides, padding: padding, fusedReLU: true)
     }
 }
 
@@ -317,7 +317,7 @@ final class BasicConv2d {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.conv2d(x, kernel: fusedKernel, bias: fusedBias, strides: strides, padding: padding).relu()
+        Tensor.conv2d(x, kernel: fusedKernel, bias: fusedBias, strides: strides, padding: padding, fusedReLU: true)
     }
 }
 
