@@ -14,7 +14,7 @@ public struct BenchCommand: ParsableCommand {
     @Argument(help: "Workload: text, vae, dcgan, style, deepdream.") public var workload: String
     @Option(help: "Threads for gen's kernels and OpenBLAS.") public var threads: Int = 2
     @Option(help: "Seconds of timed work per measurement.") public var budget: Double = 20
-    @Flag(help: "Compute every convolution with im2col + GEMM (no Winograd F(2x2,3x3)), to measure Winograd's gain.")
+    @Flag(help: "Compute every convolution with im2col + GEMM (no Winograd F(4x4,3x3) / F(4x4,5x5)), to measure Winograd's gain.")
     public var noWinograd = false
 
     public init() {}
@@ -64,7 +64,7 @@ public struct BenchCommand: ParsableCommand {
 
     func emit(_ r: TextBenchmark.Result, threads: Int, extra: [String: String]) {
         var fields = ["\"framework\": \"gen\"", "\"workload\": \"\(r.name)\"", "\"threads\": \(threads)",
-                      "\"value\": \(String(format: "%.1f", r.rate))", "\"unit\": \"\(r.unit)\"", "\"n\": \(r.calls)"]
+                      "\"value\": \(String(format: "%.4g", r.rate))", "\"unit\": \"\(r.unit)\"", "\"n\": \(r.calls)"]
         for (k, v) in extra.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(v)") }
         fields.append("\"winograd\": \(!noWinograd)")
         print("RESULT {\(fields.joined(separator: ", "))}")

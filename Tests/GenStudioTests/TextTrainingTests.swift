@@ -8,8 +8,6 @@ import GenTensor
 final class TextTrainingTests: XCTestCase {
     // MARK: Loss falls
 
-    /// A repetitive text over 8 symbols: the untrained model is near log2(8) = 3 bits/char; after
-    /// a few dozen steps it must be clearly below.
     /// With `--targets all` the validation loss still scores only the character after each window,
     /// from the whole window before it: the same measure as `--targets last`, computed here by hand
     /// from the model's every-position logits (last row of each window).
@@ -40,15 +38,19 @@ final class TextTrainingTests: XCTestCase {
             total += logSum - last[Int(v.tokens[s + c.sequenceLength])]
         }
         XCTAssertEqual(got, total / Double(use) / Foundation.log(2.0), accuracy: 1e-4)
+        // Validation windows start at every held-out position, whatever the training window step.
+        XCTAssertEqual(v.starts, Array(0..<v.starts.count))
     }
 
+    /// A repetitive text over 8 symbols: the untrained model is near log2(8) = 3 bits/char; after
+    /// a few dozen steps it must be clearly below.
     func testLossFallsOnRepetitiveText() throws {
         let dir = try makeStudioTempDir(self)
         let corpus = try writeCorpus(String(repeating: "abcdefgh", count: 120), in: dir)
         var c = tinyConfig(steps: 60)
         c.units = 16
         c.targets = .all
-        c.windowStride = 8
+        c.windowStride = 3      // not a multiple of the period: windows start at every phase, as validation's do
         c.batchSize = 16
         c.learningRate = 0.02
         let trainer = try TextTrainer(corpus: corpus, config: c, resume: nil, output: dir.appendingPathComponent("run"),

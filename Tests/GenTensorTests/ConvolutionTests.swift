@@ -337,7 +337,7 @@ final class ConvolutionTests: XCTestCase {
     // MARK: Winograd
 
     /// 3×3 and 5×5 stride-1 convolutions with ≥ 16 channels take the Winograd path (F(4×4, 3×3),
-    /// F(2×2, 5×5)); its values match direct loops in Double for same, valid and asymmetric explicit
+    /// F(4×4, 5×5)); its values match direct loops in Double for same, valid and asymmetric explicit
     /// padding, output sizes that are not multiples of the tile (partial edge tiles), channel counts
     /// that are not multiples of 8, and a batch of 2.
     func testWinogradForwardMatchesDirectLoops() {
@@ -381,6 +381,61 @@ final class ConvolutionTests: XCTestCase {
             }
             // Measured: 3×3 3.1e-5, 5×5 3.7e-5 (im2col 1.4e-6, 1.2e-6): about 2⁻¹⁵ of the RMS.
             XCTAssertLessThan(errors[0], 1e-4, "Winograd \(k)×\(k) error relative to the output RMS (im2col: \(errors[1]))")
+        }
+    }
+
+    /// Which convolutions take the Winograd path, and proof that the tests above exercise it: with
+    /// it on, eligible outputs differ (by rounding) from the im2col path's.
+    func testWinogradEligibilityAndPathTaken() {
+        func geometry(k: (Int, Int), stride: Int = 1, dilation: Int = 1, cin: Int = 16) -> ConvGeometry {
+            ConvGeometry(batch: 1, inH: 9, inW: 9, channels: cin, outH: 9, outW: 9, kH: k.0, kW: k.1, strideH: stride,
+                         strideW: stride, padTop: 1, padLeft: 1, dilationH: dilation, dilationW: dilation)
+        }
+        XCTAssertTrue(winogradApplies(geometry(k: (3, 3)), outputChannels: 16))
+        XCTAssertTrue(winogradApplies(geometry(k: (5, 5)), outputChannels: 16))
+        XCTAssertFalse(winogradApplies(geometry(k: (3, 3), stride: 2), outputChannels: 16))
+        XCTAssertFalse(winogradApplies(geometry(k: (3, 3), dilation: 2), outputChannels: 16))
+        XCTAssertFalse(winogradApplies(geometry(k: (3, 3), cin: 15), outputChannels: 16))
+        XCTAssertFalse(winogradApplies(geometry(k: (3, 3)), outputChannels: 15))
+        XCTAssertFalse(winogradApplies(geometry(k: (3, 5)), outputChannels: 16))
+        XCTAssertFalse(winogradApplies(geometry(k: (7, 7)), outputChannels: 16))
+        XCTAssertFalse(winogradApplies(geometry(k: (1, 1)), outputChannels: 16))
+        var r = TestRandom(seed: 91)
+        for k in [3, 5] {
+            let x = r.uniform([1, 9, 8, 32], grad: false), kernel = r.uniform([k, k, 32, 16], grad: false)
+            let on = Tensor.conv2d(x, kernel: kernel, padding: .same).scalars
+            Winograd.enabled = false
+            let off = Tensor.conv2d(x, kernel: kernel, padding: .same).scalars
+            Winograd.enabled = true
+            XCTAssertNotEqual(on, off, "\(k)×\(k): the Winograd path was not taken")
+            // Outputs have RMS ≈ 9 here: 1e-3 is about 1e-4 of it.
+            assertClose(on, off.map(Double.init), atol: 1e-3, rtol: 1e-4, "\(k)×\(k) Winograd vs im2col")
+        }
+    }
+
+    /// Different thread counts give bit-identical output, ∂x and ∂kernel (the thread split never
+    /// changes a sum's order); many chunks of tiles (a tiny scratch limit) agree to rounding.
+    func testWinogradChunksAndThreadsAreBitIdentical() {
+        let savedBytes = Winograd.chunkBytes, savedThreads = Threads.count
+        defer { Winograd.chunkBytes = savedBytes; Threads.count = savedThreads }
+        var r = TestRandom(seed: 93)
+        for k in [3, 5] {
+            let x = r.uniform([2, 23, 19, 16]), kernel = r.uniform([k, k, 16, 16])
+            let seed = r.uniform([2, 23, 19, 16], grad: false)
+            var results: [[Float]] = []
+            for (bytes, threads) in [(savedBytes, 1), (savedBytes, 2), (savedBytes, 3), (savedBytes, 7), (1, 1), (1, 3)] {
+                Winograd.chunkBytes = bytes
+                Threads.count = threads
+                x.grad = nil; kernel.grad = nil
+                let out = Tensor.conv2d(x, kernel: kernel, padding: .same)
+                out.backward(seed: seed)
+                results.append(out.scalars + x.grad!.scalars + kernel.grad!.scalars)
+            }
+            // Thread counts: bit-identical. Smaller chunks regroup the kernel gradient's tile sums:
+            // equal to rounding.
+            for i in 1...3 { XCTAssertEqual(results[i], results[0], "\(k)×\(k) threads variant \(i)") }
+            XCTAssertEqual(results[5], results[4], "\(k)×\(k) small chunks, 1 vs 3 threads")
+            assertClose(results[4], results[0].map(Double.init), atol: 1e-4, rtol: 1e-4, "\(k)×\(k) small chunks")
         }
     }
 

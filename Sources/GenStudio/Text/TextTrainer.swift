@@ -275,7 +275,7 @@ public final class TextTrainer {
             throw TextError.tooShort(file: corpusURL.path, length: trainTokens.count, needed: needed)
         }
         train = WindowSet(tokens: trainTokens, length: config.sequenceLength, stride: config.windowStride, targets: config.targets)
-        validation = WindowSet(tokens: valTokens, length: config.sequenceLength, stride: config.windowStride, targets: .last)
+        validation = WindowSet(tokens: valTokens, length: config.sequenceLength, stride: 1, targets: .last)
 
         // Model and optimizer.
         var rng = RandomGenerator(seed: config.seed)
@@ -347,8 +347,9 @@ public final class TextTrainer {
     /// Mean loss in bits per character over the validation windows (evenly spaced, at most
     /// `maxValidationWindows`), or nil when the held-out text is shorter than one window.
     ///
-    /// Each window scores the character after it given the `sequenceLength` characters before it,
-    /// whatever `--targets` is: with `all`, training also scores positions with little or no context,
+    /// Validation windows may start at every held-out position (the picks are spread evenly over
+    /// all of them, whatever the training window step), and each scores the character after it
+    /// given the `sequenceLength` characters before it, whatever `--targets` is: with `all`, training also scores positions with little or no context,
     /// which would make the held-out number depend on the training objective rather than on how
     /// well the model predicts text.
     public func validationBitsPerCharacter() -> Double? {
@@ -432,7 +433,7 @@ public final class TextTrainer {
             }
             return s
         }()
-        progress.report(.info("corpus \(corpusURL.path): \(corpus.tokens.count) characters, vocabulary \(corpus.vocabulary.count); \(windows) training windows, \(validation.starts.count) validation windows; \(batchesPerEpoch) steps per epoch"))
+        progress.report(.info("corpus \(corpusURL.path): \(corpus.tokens.count) characters, vocabulary \(corpus.vocabulary.count); \(windows) training windows, \(min(validation.starts.count, config.maxValidationWindows)) validation windows; \(batchesPerEpoch) steps per epoch"))
         progress.report(.info("model: \(config.layers) × LSTM \(config.units), \(model.parameters.reduce(0) { $0 + $1.count }) parameters; \(config.optimizer) lr \(config.learningRate), batch \(batch), targets \(config.targets.rawValue)"))
         if state.step > 0 { progress.report(.info("resuming at step \(state.step), epoch \(state.epoch + 1), batch \(state.batchInEpoch)")) }
 

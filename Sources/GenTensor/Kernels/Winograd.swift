@@ -31,8 +31,9 @@ public enum Winograd {
     nonisolated(unsafe) public static var enabled = true
 
     /// Scratch bytes per chunk of tiles (transformed input and output together) in the forward
-    /// pass, per thread; chunks are at least 32 tiles whatever the limit.
-    nonisolated(unsafe) public static var chunkBytes = Int(ProcessInfo.processInfo.environment["GEN_WCHUNK"] ?? "") ?? (3 << 20)
+    /// pass, per thread (the kernel gradient uses 8× this, shared); chunks are at least 8 tiles
+    /// whatever the limit. Must be positive.
+    nonisolated(unsafe) public static var chunkBytes = 3 << 20
 }
 
 /// Transform matrices of Winograd F(m, r) in one dimension, built in Double from the interpolation
@@ -218,9 +219,11 @@ func winogradConvolution(_ w: WinogradTransform, _ g: ConvGeometry, image: Unsaf
     let tiles = grid.count
     guard tiles > 0 else { return }
     let perTile = a2 * (cin + cout) * MemoryLayout<Float>.stride
-    let chunk = min(tiles, max(32, Winograd.chunkBytes / perTile))
-    let chunks = (tiles + chunk - 1) / chunk
     let threads = ParallelRegion.active ? 1 : Threads.count
+    // At most the memory cap, and small enough that every thread gets work (at least 8 tiles).
+    let cap = max(8, min(Winograd.chunkBytes, 1 << 40) / perTile)
+    let chunk = min(tiles, max(8, min(cap, (tiles + threads - 1) / threads)))
+    let chunks = (tiles + chunk - 1) / chunk
     parallelPartitions(chunks, parts: threads) { _, range in
         let v = UnsafeMutablePointer<Float>.allocate(capacity: a2 * chunk * cin)
         let mm = UnsafeMutablePointer<Float>.allocate(capacity: a2 * chunk * cout)
@@ -259,7 +262,7 @@ func winogradKernelGradient(_ w: WinogradTransform, _ g: ConvGeometry, image: Un
     let tiles = grid.count
     guard tiles > 0 else { return }
     let perTile = a2 * (cin + cout) * MemoryLayout<Float>.stride
-    let chunk = min(tiles, max(64, 8 * Winograd.chunkBytes / perTile))
+    let chunk = min(tiles, max(64, 8 * min(Winograd.chunkBytes, 1 << 40) / perTile))
     let v = UnsafeMutablePointer<Float>.allocate(capacity: a2 * chunk * cin)
     let dm = UnsafeMutablePointer<Float>.allocate(capacity: a2 * chunk * cout)
     let du = UnsafeMutablePointer<Float>.allocate(capacity: a2 * cin * cout)

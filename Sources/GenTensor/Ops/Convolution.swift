@@ -70,7 +70,7 @@ extension Tensor {
     /// ``convolutionOutputSize(inputHeight:inputWidth:kernel:strides:padding:dilation:)``.
     ///
     /// Computed as im2col + one GEMM with the kernel viewed as `[KH·KW·Cin, Cout]` (a direct GEMM for
-    /// 1×1 stride-1 unpadded kernels; Winograd F(4×4, 3×3) and F(2×2, 5×5), Lavin & Gray 2016, for
+    /// 1×1 stride-1 unpadded kernels; Winograd F(4×4, 3×3) and F(4×4, 5×5), Lavin & Gray 2016, for
     /// 3×3 and 5×5 stride-1 undilated kernels with at least 16 channels in and out, for the output,
     /// ∂x and ∂kernel), in chunks of whole output rows whose patch buffer stays within
     /// ``ConvolutionScratch/maxBytes``. Gradients: `∂kernel = patchesᵀ · ∂out`,
