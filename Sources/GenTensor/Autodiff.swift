@@ -75,7 +75,8 @@ extension Tensor {
                 }
             }
         }
-        // Intermediate gradients are dropped once used; leaves keep theirs.
+        // Intermediate gradients are dropped once used; leaves keep theirs. A pullback may
+        // therefore overwrite the gradient buffer it receives (conv2d's fused ReLU masks it in place).
         accumulateGrad { g in
             if let seed {
                 precondition(seed.count == count, "backward: seed shape \(seed.shape) vs \(shape)")

@@ -135,20 +135,32 @@ extension Tensor {
         let outCount = pixels * cout
         if fusedReLU {
             let o = out.base
-            parallelFor(outCount, cost: 1) { r in for i in r { o[i] = max(o[i], 0) } }
+            parallelFor(outCount, cost: 1) { r in
+                var i = r.lowerBound
+                while i + 8 <= r.upperBound { store8(pointwiseMax(load8(o + i), F8()), o + i); i += 8 }
+                while i < r.upperBound { o[i] = max(o[i], 0); i += 1 }
+            }
         }
         var inputs = [x, kernel]
         if let bias { inputs.append(bias) }
         return result(shape: [n, oh, ow, cout], storage: out, inputs: inputs) { gIncoming in
-            // With the fused ReLU, the gradient reaching the convolution is masked by output > 0.
-            var masked: UnsafeMutablePointer<Float>?
+            // With the fused ReLU, the gradient reaching the convolution is masked by output > 0,
+            // in place: backward() drops an intermediate tensor's gradient right after its pullback
+            // (see Tensor.backward), so nothing reads the unmasked values again.
             if fusedReLU {
-                let m = UnsafeMutablePointer<Float>.allocate(capacity: max(outCount, 1)), o = out.base
-                parallelFor(outCount, cost: 1) { r in for i in r { m[i] = o[i] > 0 ? gIncoming[i] : 0 } }
-                masked = m
+                let m = UnsafeMutablePointer(mutating: gIncoming), o = UnsafePointer(out.base)
+                parallelFor(outCount, cost: 1) { r in
+                    var i = r.lowerBound
+                    while i + 8 <= r.upperBound {
+                        var v = load8(m + i)
+                        v.replace(with: 0, where: load8(o + i) .<= 0)
+                        store8(v, m + i)
+                        i += 8
+                    }
+                    while i < r.upperBound { if !(o[i] > 0) { m[i] = 0 }; i += 1 }
+                }
             }
-            defer { masked?.deallocate() }
-            let gOut = UnsafePointer(masked ?? UnsafeMutablePointer(mutating: gIncoming))
+            let gOut = gIncoming
             if let bias, bias.requiresGrad {
                 bias.accumulateGrad { d in addColumnSums(gOut, rows: pixels, n: cout, into: d) }
             }
