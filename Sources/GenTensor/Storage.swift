@@ -14,14 +14,8 @@ public final class TensorStorage {
 
     /// Allocates `count` scalars, zero-filled.
     /// - Precondition: `count >= 0`.
-    public init(count: Int) {
-        precondition(count >= 0, "TensorStorage: negative count \(count)")
-        self.count = count
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        var raw: UnsafeMutableRawPointer?
-        let status = posix_memalign(&raw, 64, bytes)
-        precondition(status == 0 && raw != nil, "TensorStorage: out of memory allocating \(bytes) bytes")
-        base = raw!.bindMemory(to: Float.self, capacity: max(count, 1))
+    public convenience init(count: Int) {
+        self.init(uninitializedCount: count)
         base.initialize(repeating: 0, count: max(count, 1))
     }
 

@@ -133,64 +133,47 @@ private struct TileGrid {
 ///   - u: `α² · cin · cout` scalars, written as `[α², cin, cout]`.
 func winogradTransformKernel(_ w: WinogradTransform, _ kernel: UnsafePointer<Float>, cin: Int, cout: Int,
                              into u: UnsafeMutablePointer<Float>) {
-    let r = w.r, a = w.alpha, plane = cin * cout
-    parallelFor(cin, cost: cout * a * a * r) { range in
-        let k8 = UnsafeMutablePointer<F8>.allocate(capacity: r * r), t = UnsafeMutablePointer<F8>.allocate(capacity: a * r)
-        defer { k8.deallocate(); t.deallocate() }
-        w.g.withUnsafeBufferPointer { g in
-            for c in range {
-                var o = 0
-                while o < cout {
-                    let lanes = min(8, cout - o)
-                    for q in 0..<(r * r) { k8[q] = loadLanes(kernel + q * plane + c * cout + o, lanes) }
-                    // T = G k (α×r), then U = T Gᵀ (α×α), eight output channels at a time.
-                    for i in 0..<a {
-                        for j in 0..<r {
-                            var s = F8()
-                            for k in 0..<r { s += g[i * r + k] * k8[k * r + j] }
-                            t[i * r + j] = s
-                        }
-                    }
-                    for i in 0..<a {
-                        for j in 0..<a {
-                            var s = F8()
-                            for k in 0..<r { s += g[j * r + k] * t[i * r + k] }
-                            storeLanes(s, u + (i * a + j) * plane + c * cout + o, lanes, add: false)
-                        }
-                    }
-                    o += 8
-                }
-            }
-        }
-    }
+    // L = G (α×r): L[i][k] = g[i·r + k].
+    sandwichPlanes(kernel, size: w.r, into: u, resultSize: w.alpha, w.g, rowStride: w.r, columnStride: 1,
+                   cin: cin, cout: cout, add: false)
 }
 
 /// Adds `Gᵀ ∂U G` to an r×r HWIO kernel gradient: `∂k[i][j][c][o] += Σ_{ξ=(p,q)} G[p][i] ∂U[ξ][c][o] G[q][j]`.
 func winogradAccumulateKernelGradient(_ w: WinogradTransform, _ du: UnsafePointer<Float>, cin: Int, cout: Int,
                                       into dk: UnsafeMutablePointer<Float>) {
-    let r = w.r, a = w.alpha, plane = cin * cout
-    parallelFor(cin, cost: cout * a * a * r) { range in
-        let d8 = UnsafeMutablePointer<F8>.allocate(capacity: a * a), t = UnsafeMutablePointer<F8>.allocate(capacity: r * a)
-        defer { d8.deallocate(); t.deallocate() }
-        w.g.withUnsafeBufferPointer { g in
+    // L = Gᵀ (r×α): L[i][p] = g[p·r + i].
+    sandwichPlanes(du, size: w.alpha, into: dk, resultSize: w.r, w.g, rowStride: 1, columnStride: w.r,
+                   cin: cin, cout: cout, add: true)
+}
+
+/// `Y = L X Lᵀ` for every (c, o) of a stack of `[size, size, cin, cout]` planes, eight output channels
+/// at a time: `Y[i][j] (+)= Σ_{k,l} L[i][k] X[k][l] L[j][l]`, with `L[i][k] = l[i·rowStride + k·columnStride]`
+/// (`resultSize × size`). Written as `[resultSize, resultSize, cin, cout]`, or added to when `add`.
+private func sandwichPlanes(_ x: UnsafePointer<Float>, size n: Int, into y: UnsafeMutablePointer<Float>, resultSize m: Int,
+                            _ l: [Float], rowStride: Int, columnStride: Int, cin: Int, cout: Int, add: Bool) {
+    let plane = cin * cout
+    parallelFor(cin, cost: cout * m * n * (m + n)) { range in
+        let x8 = UnsafeMutablePointer<F8>.allocate(capacity: n * n), t = UnsafeMutablePointer<F8>.allocate(capacity: m * n)
+        defer { x8.deallocate(); t.deallocate() }
+        l.withUnsafeBufferPointer { l in
             for c in range {
                 var o = 0
                 while o < cout {
                     let lanes = min(8, cout - o)
-                    for q in 0..<(a * a) { d8[q] = loadLanes(du + q * plane + c * cout + o, lanes) }
-                    // T = Gᵀ ∂U (r×α), then ∂k = T G (r×r).
-                    for i in 0..<r {
-                        for q in 0..<a {
+                    for q in 0..<(n * n) { x8[q] = loadLanes(x + q * plane + c * cout + o, lanes) }
+                    // T = L X (m×n), then Y = T Lᵀ (m×m).
+                    for i in 0..<m {
+                        for j in 0..<n {
                             var s = F8()
-                            for p in 0..<a { s += g[p * r + i] * d8[p * a + q] }
-                            t[i * a + q] = s
+                            for k in 0..<n { s += l[i * rowStride + k * columnStride] * x8[k * n + j] }
+                            t[i * n + j] = s
                         }
                     }
-                    for i in 0..<r {
-                        for j in 0..<r {
+                    for i in 0..<m {
+                        for j in 0..<m {
                             var s = F8()
-                            for q in 0..<a { s += g[q * r + j] * t[i * a + q] }
-                            storeLanes(s, dk + (i * r + j) * plane + c * cout + o, lanes, add: true)
+                            for k in 0..<n { s += l[j * rowStride + k * columnStride] * t[i * n + k] }
+                            storeLanes(s, y + (i * m + j) * plane + c * cout + o, lanes, add: add)
                         }
                     }
                     o += 8
