@@ -110,6 +110,9 @@ public struct TextTrain: ParsableCommand {
             out += "stopped: \(summary.stopReason) after \(summary.steps) steps\n"
             if let t = summary.trainBitsPerCharacter { out += String(format: "train loss: %.4f bits/char\n", t) }
             if let v = summary.validationBitsPerCharacter { out += String(format: "validation loss: %.4f bits/char\n", v) }
+            if let b = summary.best {
+                out += String(format: "best validation loss: %.4f bits/char at step %d", b.bitsPerCharacter, b.step) + " (\(b.checkpoint.path))\n"
+            }
             for s in summary.samples {
                 out += "\n----- temperature \(s.temperature) -----\n\(s.text)\n"
             }

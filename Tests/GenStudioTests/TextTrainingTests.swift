@@ -73,6 +73,39 @@ final class TextTrainingTests: XCTestCase {
         XCTAssertFalse(files.contains { $0.contains(".tmp") || $0.hasPrefix(".") }, "leftover temporary files: \(files)")
     }
 
+    /// `best.safetensors` holds the weights of the lowest validation loss seen (epoch ends,
+    /// `--evaluate-every` and the end of the run): resuming from it evaluates to exactly that loss,
+    /// and its loss is the minimum of every validation reported.
+    func testBestCheckpointHoldsTheLowestValidationLoss() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 600), in: dir)
+        var c = tinyConfig(steps: 40)
+        c.learningRate = 0.05
+        c.evaluateEvery = 3
+        let progress = RecordingProgress()
+        let trainer = try TextTrainer(corpus: corpus, config: c, resume: nil, output: dir.appendingPathComponent("run"),
+                                      arguments: [], progress: progress)
+        let summary = try trainer.run()
+        var seen: [(step: Int, bpc: Double)] = []
+        for case .metrics(let step, _, let values) in progress.events {
+            for (name, v) in values where name == "validation bits/char" { seen.append((step, v)) }
+        }
+        XCTAssertGreaterThan(seen.count, 10)
+        let lowest = try XCTUnwrap(seen.min { $0.bpc < $1.bpc })
+        let best = try XCTUnwrap(summary.best)
+        XCTAssertEqual(best.bitsPerCharacter, lowest.bpc)
+        XCTAssertEqual(best.step, seen.first { $0.bpc == lowest.bpc }?.step)
+        XCTAssertEqual(best.checkpoint.lastPathComponent, "best.safetensors")
+        XCTAssertEqual(summary.checkpoint.lastPathComponent, "checkpoint.safetensors")
+        // The best checkpoint is a complete checkpoint of that step: it resumes and scores the same.
+        let reopened = try TextTrainer(corpus: corpus, config: c, resume: best.checkpoint,
+                                       output: dir.appendingPathComponent("again"), arguments: [], progress: SilentProgress())
+        XCTAssertEqual(reopened.state.step, best.step)
+        XCTAssertEqual(try XCTUnwrap(reopened.validationBitsPerCharacter()), best.bitsPerCharacter, accuracy: 1e-9)
+        // Written only on improvement: the file's own record agrees with the summary.
+        XCTAssertEqual(reopened.state.bestValidationBitsPerCharacter, best.bitsPerCharacter)
+    }
+
     // MARK: Determinism
 
     func testSameSeedSameWeightsAndSamplesDifferentSeedDiffers() throws {

@@ -130,6 +130,11 @@ public struct TextTrainingState: Codable, Equatable {
     public var rng: RandomGenerator
     /// Seconds of training done in earlier sessions.
     public var elapsed: Double = 0
+    /// Lowest validation loss seen so far, in bits per character, and the step it was measured at
+    /// (nil before the first evaluation, or without a validation set). `best.safetensors` holds the
+    /// weights of that step.
+    public var bestValidationBitsPerCharacter: Double?
+    public var bestValidationStep: Int?
 }
 
 /// What a finished training run reports.
@@ -143,6 +148,9 @@ public struct TextTrainingSummary {
     public var epochs: Int
     /// Last validation loss in bits per character (nil when no validation set).
     public var validationBitsPerCharacter: Double?
+    /// Lowest validation loss of the run (bits per character), its step, and `best.safetensors`
+    /// holding the weights of that step (nil when no validation set).
+    public var best: (bitsPerCharacter: Double, step: Int, checkpoint: URL)?
     /// Last training loss (mean over the last epoch's steps) in bits per character.
     public var trainBitsPerCharacter: Double?
     /// Samples written at the end, by temperature.
@@ -325,9 +333,9 @@ public final class TextTrainer {
     /// The run folder.
     public var runFolder: URL { folder.url }
 
-    /// Writes a checkpoint atomically (`checkpoint.safetensors` in the run folder).
+    /// Writes a checkpoint atomically (`checkpoint.safetensors` in the run folder, or `name`).
     @discardableResult
-    func saveCheckpoint() throws -> URL {
+    func saveCheckpoint(named name: String = "checkpoint.safetensors") throws -> URL {
         var ckpt = Checkpoint(generator: TextKeys.generator)
         storeParameters(model.parameters, optimizer: optimizer, into: &ckpt)
         try ckpt.setMetadata(model.config, forKey: Checkpoint.Key.config)
@@ -337,11 +345,23 @@ public final class TextTrainer {
         ckpt.metadata[Checkpoint.Key.step] = String(state.step)
         ckpt.metadata[Checkpoint.Key.epoch] = String(state.epoch)
         ckpt.metadata[Checkpoint.Key.optimizer] = optimizer.name
-        let url = folder.file("checkpoint.safetensors")
+        let url = folder.file(name)
         try ckpt.save(to: url)
-        lastCheckpoint = url
-        progress.report(.wrote(url, what: "checkpoint"))
+        if name == "checkpoint.safetensors" { lastCheckpoint = url }
+        progress.report(.wrote(url, what: name == "checkpoint.safetensors" ? "checkpoint" : "best checkpoint"))
         return url
+    }
+
+    /// Records a validation loss; when it is the lowest so far, writes the current weights to
+    /// `best.safetensors` (atomically; the previous best stays intact until the new one is
+    /// complete), as char-rnn keeps its best checkpoint by validation loss.
+    /// - Throws: file-writing errors.
+    func noteValidation(_ bpc: Double?) throws {
+        guard let bpc, bpc.isFinite else { return }
+        if let best = state.bestValidationBitsPerCharacter, best <= bpc { return }
+        state.bestValidationBitsPerCharacter = bpc
+        state.bestValidationStep = state.step
+        try saveCheckpoint(named: "best.safetensors")
     }
 
     /// Mean loss in bits per character over the validation windows (evenly spaced, at most
@@ -416,6 +436,13 @@ public final class TextTrainer {
         }
     }
 
+    /// The best validation loss, its step and `best.safetensors`, when one was written.
+    func bestSummary() -> (bitsPerCharacter: Double, step: Int, checkpoint: URL)? {
+        guard let v = state.bestValidationBitsPerCharacter, let s = state.bestValidationStep else { return nil }
+        let url = folder.file("best.safetensors")
+        return FileManager.default.fileExists(atPath: url.path) ? (v, s, url) : nil
+    }
+
     func runTraining(shouldStop: () -> Bool) throws -> TextTrainingSummary {
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
@@ -450,6 +477,7 @@ public final class TextTrainer {
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
         func endOfEpochWork(epochDone: Int) throws {
             lastValBPC = validationBitsPerCharacter()
+            try noteValidation(lastValBPC)
             let trainBPC = epochLossCount > 0 ? epochLossSum / Double(epochLossCount) * bitsPerNat : nil
             if let trainBPC { lastTrainBPC = trainBPC }
             var values: [(String, Double)] = []
@@ -539,6 +567,7 @@ public final class TextTrainer {
                 if let v = lastValBPC {
                     progress.report(.metrics(step: state.step, epoch: state.epoch + 1, values: [("validation bits/char", v)]))
                 }
+                try noteValidation(lastValBPC)
             }
             continue training
         }
@@ -549,6 +578,7 @@ public final class TextTrainer {
         if state.batchInEpoch != 0 || lastCheckpoint == nil || epochLossCount > 0 {
             if epochLossCount > 0 { lastTrainBPC = epochLossSum / Double(epochLossCount) * bitsPerNat }
             lastValBPC = validationBitsPerCharacter()
+            try noteValidation(lastValBPC)
             var values: [(String, Double)] = []
             if let t = lastTrainBPC { values.append(("train bits/char", t)) }
             if let v = lastValBPC { values.append(("validation bits/char", v)) }
@@ -572,6 +602,7 @@ public final class TextTrainer {
         try folder.writeRecord(record)
         return TextTrainingSummary(folder: folder.url, checkpoint: lastCheckpoint ?? folder.file("checkpoint.safetensors"),
                                    steps: state.step, epochs: state.epoch, validationBitsPerCharacter: lastValBPC,
+                                   best: bestSummary(),
                                    trainBitsPerCharacter: lastTrainBPC, samples: finalSamples, stopReason: stopReason)
     }
 }
