@@ -334,6 +334,33 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// A frozen network (kernel and bias without gradients, as in DeepDream and style transfer):
+    /// on the Winograd ∂x path the fused ReLU's mask is applied while ∂out is read, not as a
+    /// separate pass. ∂x still equals that of `conv2d(...).relu()`, for 3×3 and 5×5 kernels, channel
+    /// counts off the 8-lane blocks, same and valid padding; and a batch of 2.
+    func testFusedReLUFrozenKernelMasksWhileReading() {
+        var r = TestRandom(seed: 83)
+        let cases: [(x: [Int], k: [Int], padding: Padding)] = [
+            ([1, 9, 11, 16], [3, 3, 16, 16], .same), ([2, 7, 6, 19], [3, 3, 19, 21], .valid),
+            ([1, 10, 9, 17], [5, 5, 17, 16], .same), ([1, 12, 8, 16], [1, 1, 16, 16], .valid),
+        ]
+        for (xs, ks, padding) in cases {
+            let x = r.uniform(xs), k = r.uniform(ks, grad: false), b = r.uniform([ks[3]], grad: false)
+            var grads: [[Float]] = []
+            for fused in [true, false] {
+                x.grad = nil
+                let out = fused ? Tensor.conv2d(x, kernel: k, bias: b, padding: padding, fusedReLU: true)
+                                : Tensor.conv2d(x, kernel: k, bias: b, padding: padding).relu()
+                XCTAssertGreaterThan(out.scalars.filter { $0 == 0 }.count, out.count / 10, "some outputs are clipped")
+                var sr = TestRandom(seed: 10)
+                out.backward(seed: sr.uniform(out.shape, grad: false))
+                grads.append(x.grad!.scalars)
+            }
+            XCTAssertNil(k.grad); XCTAssertNil(b.grad)
+            assertClose(grads[0], grads[1].map(Double.init), atol: 1e-5, rtol: 1e-5, "frozen fused ReLU ∂x \(xs) \(ks)")
+        }
+    }
+
     // MARK: Winograd
 
     /// 3×3 and 5×5 stride-1 convolutions with ≥ 16 channels take the Winograd path (F(4×4, 3×3),

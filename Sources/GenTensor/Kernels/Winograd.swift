@@ -195,8 +195,11 @@ private func sandwichPlanes(_ x: UnsafePointer<Float>, size n: Int, into y: Unsa
 ///   - image: `[N, inH, inW, Cin]`.
 ///   - u: `[α², Cin, Cout]`.
 ///   - out: `[N, outH, outW, Cout]`; overwritten, or added to when `accumulate` is true.
+///   - imageMask: optional, same layout as `image`: image values where the mask is not > 0 are read
+///     as 0 (a ReLU's gradient mask applied while reading, instead of a separate pass).
 func winogradConvolution(_ w: WinogradTransform, _ g: ConvGeometry, image: UnsafePointer<Float>, u: UnsafePointer<Float>,
-                         cout: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                         cout: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool,
+                         imageMask: UnsafePointer<Float>? = nil) {
     let cin = g.channels, a2 = w.alpha * w.alpha
     let grid = TileGrid(g, w)
     let tiles = grid.count
@@ -215,7 +218,8 @@ func winogradConvolution(_ w: WinogradTransform, _ g: ConvGeometry, image: Unsaf
         for c in range {
             let first = c * chunk, count = min(chunk, tiles - first)
             for t in 0..<count {
-                inputTransform(w, grid, image: image, tile: first + t, v: v + t * cin, plane: chunk * cin, scratch: scratch)
+                inputTransform(w, grid, image: image, mask: imageMask, tile: first + t, v: v + t * cin, plane: chunk * cin,
+                               scratch: scratch)
             }
             for xi in 0..<a2 {
                 gemm(m: count, n: cout, k: cin, a: v + xi * chunk * cin, b: u + xi * cin * cout, c: mm + xi * chunk * cout)
@@ -258,7 +262,8 @@ func winogradKernelGradient(_ w: WinogradTransform, _ g: ConvGeometry, image: Un
             let scratch = WinogradScratch(alpha: w.alpha)
             defer { scratch.deallocate() }
             for t in range {
-                inputTransform(w, grid, image: image, tile: first + t, v: v + t * cin, plane: chunk * cin, scratch: scratch)
+                inputTransform(w, grid, image: image, mask: nil, tile: first + t, v: v + t * cin, plane: chunk * cin,
+                               scratch: scratch)
                 outputTransformAdjoint(w, grid, gradOut: gradOut, cout: cout, tile: first + t, dm: dm + t * cout,
                                        plane: chunk * cout, scratch: scratch)
             }
@@ -323,7 +328,8 @@ private func at6(_ m0: F8, _ m1: F8, _ m2: F8, _ m3: F8, _ m4: F8, _ m5: F8) -> 
 /// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for one tile, d the α×α input block (zero outside the image); writes
 /// `v[ξ · plane + c]`.
 @inline(__always)
-private func inputTransform(_ w: WinogradTransform, _ grid: TileGrid, image: UnsafePointer<Float>, tile: Int,
+private func inputTransform(_ w: WinogradTransform, _ grid: TileGrid, image: UnsafePointer<Float>,
+                            mask: UnsafePointer<Float>?, tile: Int,
                             v: UnsafeMutablePointer<Float>, plane: Int, scratch: WinogradScratch) {
     let g = grid.g, a = w.alpha, cin = g.channels
     let (n, oh, ow) = grid.origin(tile)
@@ -336,12 +342,19 @@ private func inputTransform(_ w: WinogradTransform, _ grid: TileGrid, image: Uns
             ptr[i * a + j] = ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW ? image + ((n * g.inH + ih) * g.inW + iw) * cin : nil
         }
     }
+    /// Lanes `c..<c+lanes` of tap `k`: zero outside the image, and zero where the mask is not > 0.
+    @inline(__always) func tap(_ k: Int, _ c: Int, _ lanes: Int) -> F8 {
+        guard let p = ptr[k] else { return F8() }
+        var x = loadLanes(p + c, lanes)
+        if let mask { x.replace(with: 0, where: .!(loadLanes(mask + (p - image) + c, lanes) .> 0)) }
+        return x
+    }
     if a == 6 {
         // Specialised F(4, 3) input transform (points 0, ±1, ±2, ∞).
         var c = 0
         while c < cin {
             let lanes = min(8, cin - c)
-            for k in 0..<36 { d[k] = ptr[k].map { loadLanes($0 + c, lanes) } ?? F8() }
+            for k in 0..<36 { d[k] = tap(k, c, lanes) }
             for j in 0..<6 {
                 let r = bt6(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j])
                 t[j] = r.0; t[6 + j] = r.1; t[12 + j] = r.2; t[18 + j] = r.3; t[24 + j] = r.4; t[30 + j] = r.5
@@ -365,7 +378,7 @@ private func inputTransform(_ w: WinogradTransform, _ grid: TileGrid, image: Uns
         var c = 0
         while c < cin {
             let lanes = min(8, cin - c)
-            for k in 0..<(a * a) { d[k] = ptr[k].map { loadLanes($0 + c, lanes) } ?? F8() }
+            for k in 0..<(a * a) { d[k] = tap(k, c, lanes) }
             // t = Bᵀ d (rows), then V = t B (columns).
             for i in 0..<a {
                 for j in 0..<a {

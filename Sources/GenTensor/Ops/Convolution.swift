@@ -137,17 +137,37 @@ extension Tensor {
             let o = out.base
             parallelFor(outCount, cost: 1) { r in
                 var i = r.lowerBound
-                while i + 8 <= r.upperBound { store8(pointwiseMax(load8(o + i), F8()), o + i); i += 8 }
+                // Not the standard library's pointwiseMax, which runs lane by lane. NaN stays NaN,
+                // as with max(x, 0) below.
+                while i + 8 <= r.upperBound {
+                    let v = load8(o + i)
+                    store8(v.replacing(with: 0, where: v .< 0), o + i)
+                    i += 8
+                }
                 while i < r.upperBound { o[i] = max(o[i], 0); i += 1 }
             }
         }
+        // Stride 1: ∂x is itself a convolution of ∂out with the kernel rotated 180° and its channel
+        // axes swapped (padding (K−1)·d − pad). Preferred when the ∂out·kernelᵀ product of the
+        // col2im path would be thin (few output channels) and its KH·KW·Cin-wide result would
+        // dominate memory traffic.
+        let ptFlip = (g.kH - 1) * g.dilationH - g.padTop, plFlip = (g.kW - 1) * g.dilationW - g.padLeft
+        let gf = ConvGeometry(batch: n, inH: oh, inW: ow, channels: cout, outH: h, outW: w, kH: g.kH, kW: g.kW,
+                              strideH: 1, strideW: 1, padTop: ptFlip, padLeft: plFlip,
+                              dilationH: g.dilationH, dilationW: g.dilationW)
+        let flipApplies = g.strideH == 1 && g.strideW == 1 && ptFlip >= 0 && plFlip >= 0
+        let backwardDataWinograd = flipApplies && winogradApplies(gf, outputChannels: cin) ? WinogradTransform.forKernel(g.kH) : nil
         var inputs = [x, kernel]
         if let bias { inputs.append(bias) }
         return result(shape: [n, oh, ow, cout], storage: out, inputs: inputs) { gIncoming in
             // With the fused ReLU, the gradient reaching the convolution is masked by output > 0,
             // in place: backward() drops an intermediate tensor's gradient right after its pullback
             // (see Tensor.backward), so nothing reads the unmasked values again.
-            if fusedReLU {
+            // When only ∂x is needed and it goes through Winograd, the mask is applied while the
+            // input transform reads ∂out instead (one pass over ∂out fewer).
+            let onlyDX = x.requiresGrad && !kernel.requiresGrad && !(bias?.requiresGrad ?? false)
+            let maskWhileReading = fusedReLU && onlyDX && pixels > 0 && !g.isPointwise && backwardDataWinograd != nil
+            if fusedReLU && !maskWhileReading {
                 let m = UnsafeMutablePointer(mutating: gIncoming), o = UnsafePointer(out.base)
                 parallelFor(outCount, cost: 1) { r in
                     var i = r.lowerBound
@@ -187,16 +207,7 @@ extension Tensor {
                 }
             }
             guard let dX else { return }
-            // Stride 1: ∂x is itself a convolution of ∂out with the kernel rotated 180° and its channel
-            // axes swapped (padding (K−1)·d − pad). Preferred when the ∂out·kernelᵀ product of the
-            // col2im path would be thin (few output channels) and its KH·KW·Cin-wide result would
-            // dominate memory traffic.
-            let ptFlip = (g.kH - 1) * g.dilationH - g.padTop, plFlip = (g.kW - 1) * g.dilationW - g.padLeft
-            let gf = ConvGeometry(batch: n, inH: oh, inW: ow, channels: cout, outH: h, outW: w, kH: g.kH, kW: g.kW,
-                                  strideH: 1, strideW: 1, padTop: ptFlip, padLeft: plFlip,
-                                  dilationH: g.dilationH, dilationW: g.dilationW)
-            let flipApplies = g.strideH == 1 && g.strideW == 1 && ptFlip >= 0 && plFlip >= 0
-            let winograd = flipApplies && winogradApplies(gf, outputChannels: cin) ? WinogradTransform.forKernel(g.kH) : nil
+            let winograd = backwardDataWinograd
             if winograd != nil || flipApplies && cin >= 16 && cout <= 128 {
                 let taps = g.kH * g.kW
                 // flipped[(t', o), c] = kernel[(taps − 1 − t', c), o]: [KH·KW·Cout, Cin].
@@ -210,7 +221,8 @@ extension Tensor {
                     let u = UnsafeMutablePointer<Float>.allocate(capacity: wt.alpha * wt.alpha * cin * cout)
                     defer { u.deallocate() }
                     winogradTransformKernel(wt, flipped, cin: cout, cout: cin, into: u)
-                    winogradConvolution(wt, gf, image: gOut, u: u, cout: cin, out: dX, accumulate: true)
+                    winogradConvolution(wt, gf, image: gOut, u: u, cout: cin, out: dX, accumulate: true,
+                                        imageMask: maskWhileReading ? UnsafePointer(out.base) : nil)
                     return
                 }
                 let chunk = gf.rowsPerChunk(bytes: budget), xRows = n * h
