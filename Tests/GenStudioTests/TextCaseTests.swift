@@ -222,6 +222,6 @@ final class TextCaseTests: XCTestCase {
         c.checkpointEvery = 1
         let run = try trainRun(corpus: corpus, config: c, output: dir.appendingPathComponent("run"))
         let files = listing(run.folder).filter { !$0.hasPrefix("samples") }
-        XCTAssertEqual(files, ["checkpoint.safetensors", "metrics.csv", "run.json"])
+        XCTAssertEqual(files, ["best.safetensors", "checkpoint.safetensors", "metrics.csv", "run.json"])
     }
 }
