@@ -358,7 +358,9 @@ public final class TextTrainer {
     /// - Throws: file-writing errors.
     func noteValidation(_ bpc: Double?) throws {
         guard let bpc, bpc.isFinite else { return }
-        if let best = state.bestValidationBitsPerCharacter, best <= bpc { return }
+        // A run resumed into another folder starts that folder's best afresh.
+        if let best = state.bestValidationBitsPerCharacter, best <= bpc,
+           FileManager.default.fileExists(atPath: folder.file("best.safetensors").path) { return }
         state.bestValidationBitsPerCharacter = bpc
         state.bestValidationStep = state.step
         try saveCheckpoint(named: "best.safetensors")
