@@ -334,6 +334,40 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// `conv2dTranspose(fusedReLU: true)` equals `conv2dTranspose(...).relu()`: output and every
+    /// gradient (stride 2 same as in the VAE decoder, stride 1 valid, 1×1, without bias), and
+    /// finite differences.
+    func testFusedReLUConvTransposeMatchesSeparateReLU() {
+        var r = TestRandom(seed: 82)
+        let cases: [(x: [Int], k: [Int], s: Int, padding: Padding, bias: Bool)] = [
+            ([2, 4, 5, 6], [3, 3, 5, 6], 2, .same, true), ([1, 5, 4, 9], [3, 3, 11, 9], 1, .valid, true),
+            ([1, 3, 3, 4], [1, 1, 7, 4], 1, .valid, true), ([2, 3, 4, 5], [3, 3, 4, 5], 2, .same, false),
+        ]
+        for c in cases {
+            let x = r.uniform(c.x), k = r.uniform(c.k), b: Tensor? = c.bias ? r.uniform([c.k[2]]) : nil
+            var results: [[Float]] = []
+            for fused in [true, false] {
+                for t in [x, k] + (b.map { [$0] } ?? []) { t.grad = nil }
+                let out = fused ? Tensor.conv2dTranspose(x, kernel: k, bias: b, strides: (c.s, c.s), padding: c.padding, fusedReLU: true)
+                                : Tensor.conv2dTranspose(x, kernel: k, bias: b, strides: (c.s, c.s), padding: c.padding).relu()
+                XCTAssertGreaterThan(out.scalars.filter { $0 == 0 }.count, out.count / 10, "some outputs are clipped")
+                var sr = TestRandom(seed: 11)
+                out.backward(seed: sr.uniform(out.shape, grad: false))
+                results.append(out.scalars + x.grad!.scalars + k.grad!.scalars + (b?.grad!.scalars ?? []))
+            }
+            assertClose(results[0], results[1].map(Double.init), atol: 1e-6, rtol: 1e-6, "fused ReLU transpose \(c.x) \(c.k)")
+        }
+        // Finite differences need every pre-activation away from the kink at 0: draw until so.
+        var x = r.uniform([1, 3, 3, 2]), k = r.uniform([3, 3, 3, 2]), b = r.uniform([3])
+        while withNoGrad({ Tensor.conv2dTranspose(x, kernel: k, bias: b, strides: (2, 2), padding: .same) })
+                .scalars.contains(where: { abs($0) < 0.05 }) {
+            x = r.uniform([1, 3, 3, 2]); k = r.uniform([3, 3, 3, 2]); b = r.uniform([3])
+        }
+        gradientCheck(inputs: [x, k, b], "conv2dTranspose fused ReLU") { t in
+            Tensor.conv2dTranspose(t[0], kernel: t[1], bias: t[2], strides: (2, 2), padding: .same, fusedReLU: true)
+        }
+    }
+
     /// A frozen network (kernel and bias without gradients, as in DeepDream and style transfer):
     /// on the Winograd ∂x path the fused ReLU's mask is applied while ∂out is read, not as a
     /// separate pass. ∂x still equals that of `conv2d(...).relu()`, for 3×3 and 5×5 kernels, channel

@@ -104,8 +104,8 @@ public final class VAEModel {
         precondition(x.rank == 4 && x.shape[1] == config.imageSize && x.shape[2] == config.imageSize && x.shape[3] == config.channels,
                      "VAEModel.encode: input \(x.shape) is not [N, \(config.imageSize), \(config.imageSize), \(config.channels)]")
         let n = x.shape[0]
-        var h = Tensor.conv2d(x, kernel: p[0], bias: p[1], strides: (2, 2), padding: .same).relu()
-        h = Tensor.conv2d(h, kernel: p[2], bias: p[3], strides: (2, 2), padding: .same).relu().reshaped([n, -1])
+        var h = Tensor.conv2d(x, kernel: p[0], bias: p[1], strides: (2, 2), padding: .same, fusedReLU: true)
+        h = Tensor.conv2d(h, kernel: p[2], bias: p[3], strides: (2, 2), padding: .same, fusedReLU: true).reshaped([n, -1])
         let e = (Tensor.matmul(h, p[4]) + p[5]).relu()
         return (Tensor.matmul(e, p[6]) + p[7], Tensor.matmul(e, p[8]) + p[9])
     }
@@ -120,8 +120,8 @@ public final class VAEModel {
         precondition(z.rank == 2 && z.shape[1] == config.latentDim, "VAEModel.decodeLogits: z \(z.shape) is not [N, \(config.latentDim)]")
         let d = config.featureSize
         var h = (Tensor.matmul(z, p[10]) + p[11]).relu().reshaped([z.shape[0], d, d, config.filters[1]])
-        h = Tensor.conv2dTranspose(h, kernel: p[12], bias: p[13], strides: (2, 2), padding: .same).relu()
-        h = Tensor.conv2dTranspose(h, kernel: p[14], bias: p[15], strides: (2, 2), padding: .same).relu()
+        h = Tensor.conv2dTranspose(h, kernel: p[12], bias: p[13], strides: (2, 2), padding: .same, fusedReLU: true)
+        h = Tensor.conv2dTranspose(h, kernel: p[14], bias: p[15], strides: (2, 2), padding: .same, fusedReLU: true)
         return Tensor.conv2dTranspose(h, kernel: p[16], bias: p[17], strides: (1, 1), padding: .same)
     }
 

@@ -133,20 +133,7 @@ extension Tensor {
             }
         }
         let outCount = pixels * cout
-        if fusedReLU {
-            let o = out.base
-            parallelFor(outCount, cost: 1) { r in
-                var i = r.lowerBound
-                // Not the standard library's pointwiseMax, which runs lane by lane. NaN stays NaN,
-                // as with max(x, 0) below.
-                while i + 8 <= r.upperBound {
-                    let v = load8(o + i)
-                    store8(v.replacing(with: 0, where: v .< 0), o + i)
-                    i += 8
-                }
-                while i < r.upperBound { o[i] = max(o[i], 0); i += 1 }
-            }
-        }
+        if fusedReLU { reluInPlace(out.base, count: outCount) }
         // Stride 1: ∂x is itself a convolution of ∂out with the kernel rotated 180° and its channel
         // axes swapped (padding (K−1)·d − pad). Preferred when the ∂out·kernelᵀ product of the
         // col2im path would be thin (few output channels) and its KH·KW·Cin-wide result would
@@ -168,17 +155,7 @@ extension Tensor {
             let onlyDX = x.requiresGrad && !kernel.requiresGrad && !(bias?.requiresGrad ?? false)
             let maskWhileReading = fusedReLU && onlyDX && pixels > 0 && !g.isPointwise && backwardDataWinograd != nil
             if fusedReLU && !maskWhileReading {
-                let m = UnsafeMutablePointer(mutating: gIncoming), o = UnsafePointer(out.base)
-                parallelFor(outCount, cost: 1) { r in
-                    var i = r.lowerBound
-                    while i + 8 <= r.upperBound {
-                        var v = load8(m + i)
-                        v.replace(with: 0, where: load8(o + i) .<= 0)
-                        store8(v, m + i)
-                        i += 8
-                    }
-                    while i < r.upperBound { if !(o[i] > 0) { m[i] = 0 }; i += 1 }
-                }
+                maskReLUGradient(UnsafeMutablePointer(mutating: gIncoming), output: out.base, count: outCount)
             }
             let gOut = gIncoming
             if let bias, bias.requiresGrad {
@@ -268,9 +245,12 @@ extension Tensor {
     ///   - bias: `[Cout]`, or nil.
     ///   - strides: (vertical, horizontal), positive.
     ///   - outputPadding: extra output rows/columns at the bottom/right, each `< stride`.
+    ///   - fusedReLU: apply `max(·, 0)` to the output in place, as `.relu()` would; the backward pass
+    ///     masks the incoming gradient where the output is not positive.
     /// - Returns: `[N, OH, OW, Cout]`.
     public static func conv2dTranspose(_ x: Tensor, kernel: Tensor, bias: Tensor? = nil, strides: (Int, Int) = (1, 1),
-                                       padding: Padding = .valid, outputPadding: (Int, Int) = (0, 0)) -> Tensor {
+                                       padding: Padding = .valid, outputPadding: (Int, Int) = (0, 0),
+                                       fusedReLU: Bool = false) -> Tensor {
         precondition(x.rank == 4 && kernel.rank == 4 && kernel.shape[3] == x.shape[3],
                      "conv2dTranspose: input \(x.shape) [N,H,W,Cin] and kernel \(kernel.shape) [KH,KW,Cout,Cin] do not fit")
         let cout = kernel.shape[2], cin = x.shape[3]
@@ -298,7 +278,9 @@ extension Tensor {
         let g = ConvGeometry(batch: n, inH: oh, inW: ow, channels: cout, outH: h, outW: w, kH: kh, kW: kw,
                              strideH: strides.0, strideW: strides.1, padTop: pt, padLeft: pl, dilationH: 1, dilationW: 1)
         let kk = g.patchWidth, xRows = n * h, xPixels = xRows * w, outPixels = n * oh * ow
-        let out = TensorStorage(count: outPixels * cout)
+        // col2im adds into the output: zeros unless a bias fill or a beta-0 GEMM writes every scalar first.
+        let out = bias != nil || g.isPointwise ? TensorStorage(uninitializedCount: outPixels * cout)
+                                               : TensorStorage(count: outPixels * cout)
         let xp = UnsafePointer(x.storage.base), kp = UnsafePointer(kernel.storage.base)
         if g.isPointwise {
             gemm(transposeB: true, m: xPixels, n: cout, k: cin, a: xp, b: kp, c: out.base)
@@ -316,9 +298,12 @@ extension Tensor {
                 }
             }
         }
+        if fusedReLU { reluInPlace(out.base, count: outPixels * cout) }
         var inputs = [x, kernel]
         if let bias { inputs.append(bias) }
         return result(shape: [n, oh, ow, cout], storage: out, inputs: inputs) { gOut in
+            // Masked in place, as in conv2d (backward drops this gradient after the pullback).
+            if fusedReLU { maskReLUGradient(UnsafeMutablePointer(mutating: gOut), output: out.base, count: outPixels * cout) }
             if let bias, bias.requiresGrad {
                 bias.accumulateGrad { d in addColumnSums(gOut, rows: outPixels, n: cout, into: d) }
             }
@@ -342,5 +327,34 @@ extension Tensor {
                 if let dK { gemm(transposeA: true, m: kk, n: cin, k: m, a: cols, b: xp + start * w * cin, beta: 1, c: dK) }
             }
         }
+    }
+}
+
+/// `x = max(x, 0)` in place over `count` floats, eight lanes at a time, in parallel; NaN stays NaN
+/// (as `max(NaN, 0)` does). Not the standard library's `pointwiseMax`, which runs lane by lane.
+func reluInPlace(_ o: UnsafeMutablePointer<Float>, count: Int) {
+    parallelFor(count, cost: 1) { r in
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            let v = load8(o + i)
+            store8(v.replacing(with: 0, where: v .< 0), o + i)
+            i += 8
+        }
+        while i < r.upperBound { o[i] = max(o[i], 0); i += 1 }
+    }
+}
+
+/// The ReLU's backward in place: `g[i] = 0` where `output[i]` is not > 0 (the gradient of
+/// `max(z, 0)` taken as 0 at 0, as PyTorch and TensorFlow do), over `count` floats.
+func maskReLUGradient(_ m: UnsafeMutablePointer<Float>, output o: UnsafePointer<Float>, count: Int) {
+    parallelFor(count, cost: 1) { r in
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            var v = load8(m + i)
+            v.replace(with: 0, where: .!(load8(o + i) .> 0))
+            store8(v, m + i)
+            i += 8
+        }
+        while i < r.upperBound { if !(o[i] > 0) { m[i] = 0 }; i += 1 }
     }
 }
