@@ -73,7 +73,8 @@ let checkpointFileName = "checkpoint.safetensors"
 
 /// The folder a training run writes to, after checking that it would not overwrite another run:
 /// `output`, else the resumed checkpoint's folder. A folder that already holds a
-/// `checkpoint.safetensors` is accepted only when that very file is the one being resumed.
+/// `checkpoint.safetensors` is accepted only when that very file is the one being resumed (another
+/// checkpoint of that folder, such as a text run's `best.safetensors`, needs a new `--output`).
 /// - Throws: ``StudioError/invalidOption(_:)`` naming the folder and how to proceed.
 func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> RunFolder {
     let explicit = output ?? resume?.deletingLastPathComponent()
@@ -82,6 +83,13 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
         if FileManager.default.fileExists(atPath: slot.path) {
             let same = resume.map { $0.standardizedFileURL.resolvingSymlinksInPath().path
                                     == slot.standardizedFileURL.resolvingSymlinksInPath().path } ?? false
+            let resumesBest = resume.map { $0.deletingLastPathComponent().standardizedFileURL.resolvingSymlinksInPath().path
+                                           == explicit.standardizedFileURL.resolvingSymlinksInPath().path } ?? false
+            if !same && resumesBest, let resume {
+                throw StudioError.invalidOption(
+                    "continuing from \(resume.path) in its own folder would overwrite \(slot.path) (the run's latest "
+                    + "checkpoint); give --output NEW_FOLDER to continue from \(resume.lastPathComponent) there")
+            }
             if !same {
                 throw StudioError.invalidOption(
                     "\(explicit.path) already holds another run's \(checkpointFileName); choose another --output, "

@@ -232,12 +232,14 @@ final class DreamCommandTests: XCTestCase {
         try assertCleanFailure(["dream", cases + "/inputs/case11_truncated.png", "--output", out] + fast, mentions: ["case11_truncated.png"])
         try assertCleanFailure(["dream", cases + "/inputs/case10_huge_dims.png", "--output", out] + fast, mentions: ["50000"])
         // 256x16: below SqueezeNet's minimum of 21 pixels.
-        try assertCleanFailure(["dream", cases + "/inputs/case07_gray16.png", "--output", out] + fast, mentions: ["256x16", "21"])
+        try assertCleanFailure(["dream", cases + "/inputs/case07_gray16.png", "--output", out] + fast, mentions: ["case07_gray16.png", "256x16", "21"])
         try assertCleanFailure(["dream", dir.appendingPathComponent("missing.png").path, "--output", out] + fast, mentions: ["missing.png"])
         // A bad guide is as clean.
         let input = try writeInput()
         try assertCleanFailure(["dream", input.path, "--output", out, "--guide", cases + "/inputs/case13_gif_named.jpg"] + fast,
                                mentions: ["case13_gif_named.jpg"])
+        try assertCleanFailure(["dream", input.path, "--output", out, "--guide", cases + "/inputs/case07_gray16.png"] + fast,
+                               mentions: ["case07_gray16.png", "guide", "256x16"])
     }
 
     func testMissingOrGarbageWeightsAreCleanErrors() throws {

@@ -104,6 +104,50 @@ final class TextTrainingTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(reopened.validationBitsPerCharacter()), best.bitsPerCharacter, accuracy: 1e-9)
         // Written only on improvement: the file's own record agrees with the summary.
         XCTAssertEqual(reopened.state.bestValidationBitsPerCharacter, best.bitsPerCharacter)
+        // --evaluate-every evaluations are rows of metrics.csv too (train column empty).
+        let rows = try String(contentsOf: summary.folder.appendingPathComponent("metrics.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        XCTAssertTrue(rows.contains { $0[0] == "\(best.step)" && Double($0[3]) == (best.bitsPerCharacter * 1e4).rounded() / 1e4 },
+                      "no metrics row for the best step \(best.step)")
+        XCTAssertTrue(rows.contains { $0[0] == "3" && $0[2].isEmpty && !$0[3].isEmpty }, "no evaluate-every row at step 3")
+        // Resuming in the run's own folder from best.safetensors would overwrite the later checkpoint: refused.
+        XCTAssertThrowsError(try TextTrainer(corpus: corpus, config: c, resume: best.checkpoint, output: nil, arguments: [],
+                                             progress: SilentProgress())) { error in
+            XCTAssertTrue("\(error)".contains("--output"), "\(error)")
+        }
+    }
+
+    /// A checkpoint written at an evaluation step records that evaluation in its best; and a run
+    /// resumed from a checkpoint whose recorded best is stale (killed after a later improvement)
+    /// keeps the folder's better `best.safetensors`.
+    func testResumeKeepsTheFolderBest() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 600), in: dir)
+        var c = tinyConfig(steps: 12)
+        c.learningRate = 0.05
+        c.evaluateEvery = 4
+        c.checkpointEvery = 4
+        let run = dir.appendingPathComponent("run")
+        let first = try TextTrainer(corpus: corpus, config: c, resume: nil, output: run, arguments: [], progress: SilentProgress())
+        let summary = try first.run()
+        let best = try XCTUnwrap(summary.best)
+        let ckptURL = run.appendingPathComponent("checkpoint.safetensors")
+        var ckpt = try Checkpoint.load(from: ckptURL, expectingGenerator: "text")
+        var st = try XCTUnwrap(try ckpt.metadataIfPresent(TextTrainingState.self, forKey: "state"))
+        XCTAssertEqual(st.bestValidationBitsPerCharacter, best.bitsPerCharacter, "the last checkpoint knows the best")
+        // Make the checkpoint's record stale, as after a kill between an improvement and the next checkpoint.
+        st.bestValidationBitsPerCharacter = best.bitsPerCharacter + 1
+        st.bestValidationStep = 1
+        try ckpt.setMetadata(st, forKey: "state")
+        try ckpt.save(to: ckptURL)
+        var more = c
+        more.steps = 16
+        let resumed = try TextTrainer(corpus: corpus, config: more, resume: ckptURL, output: nil, arguments: [],
+                                      progress: SilentProgress())
+        XCTAssertEqual(resumed.state.bestValidationBitsPerCharacter, best.bitsPerCharacter)
+        XCTAssertEqual(resumed.state.bestValidationStep, best.step)
+        let after = try XCTUnwrap(try resumed.run().best)
+        XCTAssertLessThanOrEqual(after.bitsPerCharacter, best.bitsPerCharacter)
     }
 
     // MARK: Determinism

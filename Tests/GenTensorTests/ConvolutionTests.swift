@@ -395,6 +395,34 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// A NaN in the input: the fused ReLU keeps NaN outputs NaN (as `relu()` does) and stops the
+    /// gradient there, on both the in-place mask (kernel trainable) and the read-time mask (kernel
+    /// frozen); ∂x is identical, bit for bit, to that of `conv2d(...).relu()`.
+    func testFusedReLUWithNaNMatchesSeparateReLU() {
+        var r = TestRandom(seed: 84)
+        let xs = [1, 8, 8, 16]
+        var xv = r.uniform(xs, grad: false).scalars
+        xv[5 * 16 + 3] = .nan
+        let kv = r.uniform([3, 3, 16, 16], grad: false).scalars
+        var outs: [[Float]] = [], grads: [[Float]] = []
+        for mode in ["separate", "fused trainable kernel", "fused frozen kernel"] {
+            let x = Tensor(shape: xs, scalars: xv, requiresGrad: true)
+            let k = Tensor(shape: [3, 3, 16, 16], scalars: kv, requiresGrad: mode != "fused frozen kernel")
+            let out = mode == "separate" ? Tensor.conv2d(x, kernel: k, padding: .same).relu()
+                                         : Tensor.conv2d(x, kernel: k, padding: .same, fusedReLU: true)
+            var sr = TestRandom(seed: 12)
+            out.backward(seed: sr.uniform(out.shape, grad: false))
+            outs.append(out.scalars)
+            grads.append(x.grad!.scalars)
+        }
+        XCTAssertGreaterThan(outs[0].filter(\.isNaN).count, 0)
+        for i in 1..<3 {
+            XCTAssertEqual(outs[i].map(\.bitPattern), outs[0].map(\.bitPattern), "outputs, mode \(i)")
+            XCTAssertTrue(grads[i].allSatisfy(\.isFinite))
+            XCTAssertEqual(grads[i], grads[0], "∂x, mode \(i)")
+        }
+    }
+
     // MARK: Winograd
 
     /// 3×3 and 5×5 stride-1 convolutions with ≥ 16 channels take the Winograd path (F(4×4, 3×3),

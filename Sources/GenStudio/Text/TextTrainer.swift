@@ -317,6 +317,22 @@ public final class TextTrainer {
         folder = try trainingFolder(output: output, resume: resume, generator: "text")
         record = RunRecord(generator: "text", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         lastCheckpoint = restored != nil ? resume : nil
+        if restored != nil { adoptFolderBest() }
+    }
+
+    /// When a run resumes in its folder, the folder's `best.safetensors` may record a lower
+    /// validation loss than the resumed checkpoint knows (the process was killed after a later
+    /// improvement but before the next checkpoint): keep that best, so a worse model never replaces it.
+    func adoptFolderBest() {
+        let url = folder.file("best.safetensors")
+        guard FileManager.default.fileExists(atPath: url.path),
+              let ckpt = try? Checkpoint.load(from: url, expectingGenerator: TextKeys.generator),
+              let st = try? ckpt.metadataIfPresent(TextTrainingState.self, forKey: TextKeys.state),
+              let v = st.bestValidationBitsPerCharacter, v.isFinite else { return }
+        if state.bestValidationBitsPerCharacter.map({ v < $0 }) ?? true {
+            state.bestValidationBitsPerCharacter = v
+            state.bestValidationStep = st.bestValidationStep
+        }
     }
 
     /// Loads parameters and optimizer state by name, strictly.
@@ -356,13 +372,14 @@ public final class TextTrainer {
     /// `best.safetensors` (atomically; the previous best stays intact until the new one is
     /// complete), as char-rnn keeps its best checkpoint by validation loss.
     /// - Throws: file-writing errors.
-    func noteValidation(_ bpc: Double?) throws {
+    func noteValidation(_ bpc: Double?, elapsed: Double) throws {
         guard let bpc, bpc.isFinite else { return }
         // A run resumed into another folder starts that folder's best afresh.
         if let best = state.bestValidationBitsPerCharacter, best <= bpc,
            FileManager.default.fileExists(atPath: folder.file("best.safetensors").path) { return }
         state.bestValidationBitsPerCharacter = bpc
         state.bestValidationStep = state.step
+        state.elapsed = elapsed
         try saveCheckpoint(named: "best.safetensors")
     }
 
@@ -479,7 +496,7 @@ public final class TextTrainer {
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
         func endOfEpochWork(epochDone: Int) throws {
             lastValBPC = validationBitsPerCharacter()
-            try noteValidation(lastValBPC)
+            try noteValidation(lastValBPC, elapsed: elapsedTotal())
             let trainBPC = epochLossCount > 0 ? epochLossSum / Double(epochLossCount) * bitsPerNat : nil
             if let trainBPC { lastTrainBPC = trainBPC }
             var values: [(String, Double)] = []
@@ -560,16 +577,23 @@ public final class TextTrainer {
                 state.elapsed = elapsedTotal()
                 try endOfEpochWork(epochDone: state.epoch)
                 try saveCheckpoint()
-            } else if let every = config.checkpointEvery, state.step % every == 0 {
-                state.elapsed = elapsedTotal()
-                try saveCheckpoint()
-            }
-            if let every = config.evaluateEvery, state.step % every == 0, state.batchInEpoch != 0 {
-                lastValBPC = validationBitsPerCharacter()
-                if let v = lastValBPC {
-                    progress.report(.metrics(step: state.step, epoch: state.epoch + 1, values: [("validation bits/char", v)]))
+            } else {
+                // Evaluate before a checkpoint of the same step, so the checkpoint records the best
+                // validation loss including this one.
+                if let every = config.evaluateEvery, state.step % every == 0 {
+                    lastValBPC = validationBitsPerCharacter()
+                    if let v = lastValBPC {
+                        progress.report(.metrics(step: state.step, epoch: state.epoch + 1, values: [("validation bits/char", v)]))
+                        try folder.appendMetrics(header: metricsHeader, row: [
+                            String(state.step), String(state.epoch + 1), "", String(format: "%.4f", v),
+                            String(format: "%.1f", elapsedTotal()), String(format: "%.1f", rate)])
+                    }
+                    try noteValidation(lastValBPC, elapsed: elapsedTotal())
                 }
-                try noteValidation(lastValBPC)
+                if let every = config.checkpointEvery, state.step % every == 0 {
+                    state.elapsed = elapsedTotal()
+                    try saveCheckpoint()
+                }
             }
             continue training
         }
@@ -580,7 +604,7 @@ public final class TextTrainer {
         if state.batchInEpoch != 0 || lastCheckpoint == nil || epochLossCount > 0 {
             if epochLossCount > 0 { lastTrainBPC = epochLossSum / Double(epochLossCount) * bitsPerNat }
             lastValBPC = validationBitsPerCharacter()
-            try noteValidation(lastValBPC)
+            try noteValidation(lastValBPC, elapsed: state.elapsed)
             var values: [(String, Double)] = []
             if let t = lastTrainBPC { values.append(("train bits/char", t)) }
             if let v = lastValBPC { values.append(("validation bits/char", v)) }

@@ -337,7 +337,7 @@ func reluInPlace(_ o: UnsafeMutablePointer<Float>, count: Int) {
         var i = r.lowerBound
         while i + 8 <= r.upperBound {
             let v = load8(o + i)
-            store8(v.replacing(with: 0, where: v .< 0), o + i)
+            store8(v.replacing(with: 0, where: v .<= 0), o + i)     // −0 becomes +0, as max(−0, 0)
             i += 8
         }
         while i < r.upperBound { o[i] = max(o[i], 0); i += 1 }
