@@ -10,10 +10,12 @@ public enum ProgressEvent {
     /// Training progress after an optimizer step.
     /// - step: steps done so far; totalSteps: the planned total when known.
     /// - loss: the step's training loss in the generator's unit; rate: items per second.
-    case step(step: Int, totalSteps: Int?, epoch: Int, loss: Double, unit: String, rate: Double, rateUnit: String,
-              elapsed: TimeInterval, eta: TimeInterval?)
-    /// A finished evaluation or epoch: named metrics.
-    case metrics(step: Int, epoch: Int, values: [(String, Double)])
+    /// - epoch: the 1-based number of the current pass, named by `phase` ("epoch" for training,
+    ///   "octave" for DeepDream, "level" for multi-scale style transfer).
+    case step(step: Int, totalSteps: Int?, epoch: Int, phase: String = "epoch", loss: Double, unit: String, rate: Double,
+              rateUnit: String, elapsed: TimeInterval, eta: TimeInterval?)
+    /// A finished evaluation or epoch (or octave, level: `phase`): named metrics.
+    case metrics(step: Int, epoch: Int, phase: String = "epoch", values: [(String, Double)])
     /// A file was written (checkpoint, sample, picture).
     case wrote(URL, what: String)
 }

@@ -181,6 +181,11 @@ final class DreamTests: XCTestCase {
         XCTAssertTrue(infos.contains { $0.contains("15x15") && $0.contains("skipped") && $0.contains("17") }, "\(infos)")
         // Every octave run is reported too.
         XCTAssertEqual(infos.filter { $0.hasPrefix("octave") && $0.contains("objective") }.count, 2, "\(infos)")
+        // Step events count octaves (named so), not epochs.
+        let phases = progress.events.compactMap { e -> String? in
+            if case .step(_, _, let octave, let phase, _, _, _, _, _, _) = e { return "\(phase) \(octave)" } else { return nil }
+        }
+        XCTAssertEqual(phases, ["octave 1", "octave 2"])
     }
 
     func testUnknownLayerListsTheLayers() throws {

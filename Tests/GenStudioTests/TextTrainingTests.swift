@@ -87,7 +87,7 @@ final class TextTrainingTests: XCTestCase {
                                       arguments: [], progress: progress)
         let summary = try trainer.run()
         var seen: [(step: Int, bpc: Double)] = []
-        for case .metrics(let step, _, let values) in progress.events {
+        for case .metrics(let step, _, _, let values) in progress.events {
             for (name, v) in values where name == "validation bits/char" { seen.append((step, v)) }
         }
         XCTAssertGreaterThan(seen.count, 10)

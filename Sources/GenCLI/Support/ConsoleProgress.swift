@@ -21,15 +21,15 @@ final class ConsoleProgress: ProgressReporter {
         case .info(let m): emit(m)
         case .warning(let m): emit("warning: \(m)")
         case .wrote(let url, let what): emit("wrote \(what): \(url.path)")
-        case .metrics(let step, let epoch, let values):
+        case .metrics(let step, let epoch, let phase, let values):
             let v = values.map { "\($0.0) \(String(format: "%.4f", $0.1))" }.joined(separator: ", ")
-            emit("epoch \(epoch) step \(step): \(v)")
-        case .step(let step, let total, let epoch, let loss, let unit, let rate, let rateUnit, let elapsed, let eta):
+            emit("\(phase) \(epoch) step \(step): \(v)")
+        case .step(let step, let total, let epoch, let phase, let loss, let unit, let rate, let rateUnit, let elapsed, let eta):
             let now = Date()
             let frac = total.map { " \(String(format: "%5.1f", 100 * Double(step) / Double(max($0, 1))))%" } ?? ""
             let totalText = total.map { "/\($0)" } ?? ""
             let etaText = eta.map { " eta \(clock($0))" } ?? ""
-            let line = "step \(step)\(totalText)\(frac) epoch \(epoch) loss \(String(format: "%.4f", loss)) \(unit)  \(Self.formatRate(rate)) \(rateUnit)  \(clock(elapsed))\(etaText)"
+            let line = "step \(step)\(totalText)\(frac) \(phase) \(epoch) loss \(String(format: "%.4f", loss)) \(unit)  \(Self.formatRate(rate)) \(rateUnit)  \(clock(elapsed))\(etaText)"
             if isTerminal {
                 if now.timeIntervalSince(lastLine) < 0.1 { return }
                 lastLine = now

@@ -265,7 +265,7 @@ public final class DeepDream {
                 }
             }
             steps += 1
-            progress.report(.step(step: it + 1, totalSteps: config.iterations, epoch: octave + 1, loss: Double(loss),
+            progress.report(.step(step: it + 1, totalSteps: config.iterations, epoch: octave + 1, phase: "octave", loss: Double(loss),
                                   unit: "objective", rate: 0, rateUnit: "", elapsed: 0, eta: nil))
             if let every = config.saveEvery, (it + 1) % every == 0 { try save(px, it + 1) }
         }

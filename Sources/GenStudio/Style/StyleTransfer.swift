@@ -312,9 +312,9 @@ public final class StyleTransfer {
                                     String(format: "%.6g", terms.totalVariation), String(format: "%.2f", elapsed)])
                 let rate = Double(it) / max(Date().timeIntervalSince(levelStart), 1e-9)
                 let remaining = Double(config.iterations - it) / max(rate, 1e-9)
-                progress.report(.step(step: it, totalSteps: config.iterations, epoch: li + 1, loss: terms.total, unit: "loss",
+                progress.report(.step(step: it, totalSteps: config.iterations, epoch: li + 1, phase: "level", loss: terms.total, unit: "loss",
                                       rate: rate, rateUnit: "it/s", elapsed: elapsed, eta: remaining))
-                progress.report(.metrics(step: it, epoch: li + 1, values: [
+                progress.report(.metrics(step: it, epoch: li + 1, phase: "level", values: [
                     ("total", terms.total), ("content", terms.content), ("style", terms.style), ("tv", terms.totalVariation),
                     ("evaluations", Double(totalEvaluations + evals))]))
                 if let every = config.saveEvery, (totalIterations + it) % every == 0 {
