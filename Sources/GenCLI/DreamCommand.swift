@@ -129,6 +129,14 @@ public struct DreamCommand: ParsableCommand {
                 throw StudioError.invalidOption("\(guide): the guide image is \(g.width)x\(g.height); \(net.name) needs at least \(minSide) pixels on each side")
             }
             let dream = try DeepDream(network: net, config: config, guide: guideImage, progress: progress)
+            // The size the dream runs at (--max-size), checked before any output folder is made.
+            var working = original
+            if let maxSize, max(original.width, original.height) > maxSize {
+                working = try original.resized(longerSide: maxSize)
+                guard min(working.width, working.height) >= minSide else {
+                    throw StudioError.invalidOption("\(image): --max-size \(maxSize) shrinks the \(original.width)x\(original.height) image to \(working.width)x\(working.height); \(net.name) needs at least \(minSide) pixels on the shorter side (raise --max-size)")
+                }
+            }
 
             // Where results go: --output, or a fresh run folder.
             let outputURL: URL
@@ -155,10 +163,8 @@ public struct DreamCommand: ParsableCommand {
                                    seed: seed)
             let started = Date()
             do {
-                var working = original
-                if let maxSize, max(original.width, original.height) > maxSize {
-                    working = try original.resized(longerSide: maxSize)
-                    progress.report(.info("dreaming at \(working.width)x\(working.height) (--max-size \(maxSize)); the result is scaled back to \(original.width)x\(original.height)"))
+                if working.width != original.width || working.height != original.height {
+                    progress.report(.info("dreaming at \(working.width)x\(working.height) (--max-size \(maxSize ?? 0)); the result is scaled back to \(original.width)x\(original.height)"))
                 }
                 let stem = outputURL.deletingPathExtension().lastPathComponent
                 let (result, reports) = try dream.run(working) { im, octave, step in

@@ -69,6 +69,26 @@ public struct RunFolder {
         try writeFileAtomically(Data(text.utf8), to: target)
     }
 
+    /// Removes the rows of `metrics.csv` whose step (first column) is after `step`, atomically: a run
+    /// resumed from a checkpoint of step `step` redoes those steps, and would otherwise list them twice.
+    /// Rows whose first column is not a step, and the header, are kept. Nothing happens without a file.
+    public func dropMetricsRows(afterStep step: Int) throws {
+        let target = file("metrics.csv")
+        guard let text = try? String(contentsOf: target, encoding: .utf8), !text.isEmpty else { return }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var kept: [Substring] = []
+        var dropped = false
+        for (i, line) in lines.enumerated() {
+            if i > 0, let s = line.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).first.flatMap({ Int($0) }),
+               s > step {
+                dropped = true
+                continue
+            }
+            kept.append(line)
+        }
+        if dropped { try writeFileAtomically(Data(kept.joined(separator: "\n").utf8), to: target) }
+    }
+
     /// Writes `run.json` atomically.
     public func writeRecord(_ record: RunRecord) throws {
         let enc = JSONEncoder()

@@ -100,6 +100,14 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
     return try RunFolder(explicit: explicit, generator: generator)
 }
 
+/// Whether a resumed run continues in the folder of the checkpoint it resumes (so that folder's
+/// `metrics.csv` and best checkpoint belong to this run).
+func resumesInOwnFolder(_ resume: URL?, folder: RunFolder) -> Bool {
+    guard let resume else { return false }
+    return resume.deletingLastPathComponent().standardizedFileURL.resolvingSymlinksInPath().path
+        == folder.url.standardizedFileURL.resolvingSymlinksInPath().path
+}
+
 /// The settings every trainer shares: seed, batch size and stopping criteria. Lets the command
 /// line fill them in one place.
 public protocol TrainingSchedule {

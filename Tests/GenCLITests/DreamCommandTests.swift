@@ -234,6 +234,9 @@ final class DreamCommandTests: XCTestCase {
         // 256x16: below SqueezeNet's minimum of 21 pixels.
         try assertCleanFailure(["dream", cases + "/inputs/case07_gray16.png", "--output", out] + fast, mentions: ["case07_gray16.png", "256x16", "21"])
         try assertCleanFailure(["dream", dir.appendingPathComponent("missing.png").path, "--output", out] + fast, mentions: ["missing.png"])
+        // Big enough, but --max-size shrinks it below the minimum: named, and no output folder is made.
+        let wide = try writeInput("wide.png", width: 400, height: 25)
+        try assertCleanFailure(["dream", wide.path, "--max-size", "100"] + fast, mentions: ["wide.png", "--max-size", "100x6", "21"])
         // A bad guide is as clean.
         let input = try writeInput()
         try assertCleanFailure(["dream", input.path, "--output", out, "--guide", cases + "/inputs/case13_gif_named.jpg"] + fast,

@@ -244,6 +244,7 @@ final class StyleTests: XCTestCase {
         config.size = 6
         try assertCleanFailure(content: c, styles: [s], config: config) { e in
             XCTAssertTrue("\(e)".contains("minimum input of 8"), "\(e)")
+            XCTAssertTrue("\(e)".contains(c.lastPathComponent), "the error does not name the content file: \(e)")
         }
     }
 

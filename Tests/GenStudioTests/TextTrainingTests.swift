@@ -117,6 +117,79 @@ final class TextTrainingTests: XCTestCase {
         }
     }
 
+    /// A `--checkpoint-every` checkpoint written at an `--evaluate-every` step already records that
+    /// step's validation in its best (the evaluation runs first), seen mid-run between steps.
+    func testMidRunCheckpointRecordsTheSameStepValidation() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 600), in: dir)
+        var c = tinyConfig(steps: 12)
+        c.evaluateEvery = 4
+        c.checkpointEvery = 4
+        let run = dir.appendingPathComponent("run")
+        let progress = RecordingProgress()
+        let trainer = try TextTrainer(corpus: corpus, config: c, resume: nil, output: run, arguments: [], progress: progress)
+        var recorded: [Int: Double] = [:]   // checkpoint step → its recorded best
+        _ = try trainer.run(shouldStop: {
+            if let ckpt = try? Checkpoint.load(from: run.appendingPathComponent("checkpoint.safetensors"), expectingGenerator: "text"),
+               let st = try? ckpt.metadataIfPresent(TextTrainingState.self, forKey: "state"), recorded[st.step] == nil {
+                recorded[st.step] = st.bestValidationBitsPerCharacter ?? .nan
+            }
+            return false
+        })
+        var validation: [Int: Double] = [:]
+        for case .metrics(let step, _, _, let values) in progress.events {
+            for (name, v) in values where name == "validation bits/char" { validation[step] = v }
+        }
+        let v4 = try XCTUnwrap(validation[4]), v8 = try XCTUnwrap(validation[8])
+        XCTAssertLessThan(v8, v4, "the test needs step 8 to improve on step 4")
+        XCTAssertEqual(recorded[4], v4)
+        XCTAssertEqual(recorded[8], v8, "the step-8 checkpoint does not know step 8's validation")
+        // The last step is evaluated once: one metrics row for it.
+        let rows = try String(contentsOf: run.appendingPathComponent("metrics.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst().filter { $0.hasPrefix("12,") }
+        XCTAssertEqual(rows.count, 1, "\(rows)")
+    }
+
+    /// A run resumed into another folder does not adopt a `best.safetensors` that folder holds from
+    /// elsewhere; a run resumed in its own folder drops the metrics rows after its checkpoint (the
+    /// steps it redoes) instead of listing them twice.
+    func testResumeFolderBestAndMetricsBelongToTheRun() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 600), in: dir)
+        var c = tinyConfig(steps: 8)
+        c.evaluateEvery = 2
+        let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+        let first = try TextTrainer(corpus: corpus, config: c, resume: nil, output: a, arguments: [], progress: SilentProgress())
+        let summary = try first.run()
+        let bestA = try XCTUnwrap(summary.best)
+        // A stray best in b with an unbeatable record.
+        try FileManager.default.createDirectory(at: b, withIntermediateDirectories: true)
+        var stray = try Checkpoint.load(from: bestA.checkpoint, expectingGenerator: "text")
+        var st = try XCTUnwrap(try stray.metadataIfPresent(TextTrainingState.self, forKey: "state"))
+        st.bestValidationBitsPerCharacter = 0.001
+        try stray.setMetadata(st, forKey: "state")
+        try stray.save(to: b.appendingPathComponent("best.safetensors"))
+        var more = c
+        more.steps = 12
+        let other = try TextTrainer(corpus: corpus, config: more, resume: summary.checkpoint, output: b, arguments: [],
+                                    progress: SilentProgress())
+        XCTAssertNotEqual(other.state.bestValidationBitsPerCharacter, 0.001)
+        let otherBest = try XCTUnwrap(try other.run().best)
+        XCTAssertGreaterThan(otherBest.bitsPerCharacter, 0.001, "the stray best was adopted")
+        // Own folder: rows after the checkpoint's step are dropped before the steps are redone.
+        let metrics = a.appendingPathComponent("metrics.csv")
+        let original = try String(contentsOf: metrics, encoding: .utf8)
+        try (original + "10,1,,9.9999,1.0,1.0\n").write(to: metrics, atomically: true, encoding: .utf8)
+        let again = try TextTrainer(corpus: corpus, config: more, resume: summary.checkpoint, output: nil, arguments: [],
+                                    progress: SilentProgress())
+        _ = try again.run()
+        let steps = try String(contentsOf: metrics, encoding: .utf8).split(separator: "\n").dropFirst()
+            .compactMap { $0.split(separator: ",", omittingEmptySubsequences: false).first.flatMap { Int($0) } }
+        XCTAssertFalse(try String(contentsOf: metrics, encoding: .utf8).contains("9.9999"))
+        XCTAssertEqual(steps, steps.sorted(), "\(steps)")
+        XCTAssertEqual(Set(steps).count, steps.count, "duplicate steps: \(steps)")
+    }
+
     /// A checkpoint written at an evaluation step records that evaluation in its best; and a run
     /// resumed from a checkpoint whose recorded best is stale (killed after a later improvement)
     /// keeps the folder's better `best.safetensors`.

@@ -423,6 +423,21 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// The in-place ReLU helpers on SIMD blocks and the scalar tail alike: −0 and negatives become
+    /// +0, NaN stays NaN; the gradient passes only where the output is > 0 (not at 0, −0 or NaN).
+    func testReLUHelpersOnSignedZeroAndNaN() {
+        let values: [Float] = [-0.0, .nan, -1, 2, 0, 3, -.infinity, .infinity, -0.0, .nan, 5]   // 8 SIMD lanes + 3 tail
+        var x = values
+        x.withUnsafeMutableBufferPointer { reluInPlace($0.baseAddress!, count: $0.count) }
+        let expected: [Float] = [0, .nan, 0, 2, 0, 3, 0, .infinity, 0, .nan, 5]
+        XCTAssertEqual(x.map(\.bitPattern), expected.map(\.bitPattern))
+        var g = [Float](repeating: 1, count: values.count)
+        g.withUnsafeMutableBufferPointer { gp in
+            values.withUnsafeBufferPointer { maskReLUGradient(gp.baseAddress!, output: $0.baseAddress!, count: $0.count) }
+        }
+        XCTAssertEqual(g, [0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1])
+    }
+
     // MARK: Winograd
 
     /// 3×3 and 5×5 stride-1 convolutions with ≥ 16 channels take the Winograd path (F(4×4, 3×3),

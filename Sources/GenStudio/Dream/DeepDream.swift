@@ -295,7 +295,7 @@ public final class DeepDream {
             let f = Foundation.pow(Double(config.octaveScale), Double(i))
             let w = Int((Double(rgb.width) / f).rounded()), h = Int((Double(rgb.height) / f).rounded())
             if min(w, h) < minSide {
-                progress.report(.info("octave \(config.octaves - i) (\(w)x\(h)) is below \(network.name)'s minimum of \(minSide) pixels: skipped"))
+                progress.report(.info("the \(w)x\(h) octave is below \(network.name)'s minimum of \(minSide) pixels: skipped"))
                 continue
             }
             shapes.append((w, h))

@@ -227,7 +227,13 @@ public final class GANTrainer {
         record.settings["data"] = data.summary
         lastCheckpoint = restored != nil ? resume : nil
         if restored != nil { history = GANTrainer.readHistory(folder.file("metrics.csv"), upTo: state.step) }
+        resumedStep = restored != nil ? state.step : nil
+        resumedFrom = resume
     }
+
+    /// The step and checkpoint a resumed run started from (nil for a fresh run).
+    var resumedStep: Int?
+    var resumedFrom: URL?
 
     /// Loads both networks and both optimizers by name, strictly (names, shapes, finite values).
     static func restore(generator: GANGenerator, discriminator: GANDiscriminator, dOptimizer: Optimizer,
@@ -309,6 +315,7 @@ public final class GANTrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> GANTrainingSummary {
+        if let s = resumedStep, resumesInOwnFolder(resumedFrom, folder: folder) { try folder.dropMetricsRows(afterStep: s) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }

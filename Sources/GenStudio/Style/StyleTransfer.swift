@@ -132,7 +132,7 @@ public final class StyleTransfer {
         let (w, h) = StyleTransfer.scaled(contentImage.width, contentImage.height, longest: target)
         let minimum = net.minimumInputSize
         guard min(w, h) >= minimum else {
-            throw StudioError.invalidOption("the output would be \(w)x\(h) pixels, smaller than \(net.name)'s minimum input of \(minimum) px on each side; use a larger --size (or content image)")
+            throw StudioError.invalidOption("\(contentURL.path): content image \(contentImage.width)x\(contentImage.height) gives an output of \(w)x\(h) pixels, smaller than \(net.name)'s minimum input of \(minimum) px on each side; use a larger --size (or content image)")
         }
         for (url, im) in zip(styleURLs, styleImages) {
             let (sw, sh) = StyleTransfer.scaled(im.width, im.height, longest: max(1, Int((Double(target) * config.styleScale).rounded())))

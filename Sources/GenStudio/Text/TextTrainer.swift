@@ -219,6 +219,8 @@ public final class TextTrainer {
     let progress: ProgressReporter
     var record: RunRecord
     var lastCheckpoint: URL?
+    /// Resumed in the checkpoint's own folder (its metrics and best checkpoint are this run's).
+    var continuesFolder = false
     let train: WindowSet
     let validation: WindowSet
 
@@ -317,7 +319,10 @@ public final class TextTrainer {
         folder = try trainingFolder(output: output, resume: resume, generator: "text")
         record = RunRecord(generator: "text", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         lastCheckpoint = restored != nil ? resume : nil
-        if restored != nil { adoptFolderBest() }
+        // Only a run continuing in the resumed checkpoint's own folder inherits that folder's best
+        // and metrics.
+        continuesFolder = restored != nil && resumesInOwnFolder(resume, folder: folder)
+        if continuesFolder { adoptFolderBest() }
     }
 
     /// When a run resumes in its folder, the folder's `best.safetensors` may record a lower
@@ -463,6 +468,7 @@ public final class TextTrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> TextTrainingSummary {
+        if continuesFolder { try folder.dropMetricsRows(afterStep: state.step) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let windows = train.starts.count
@@ -487,6 +493,7 @@ public final class TextTrainer {
         var epochLossSum = 0.0, epochLossCount = 0
         var lastTrainBPC: Double?
         var lastValBPC: Double?
+        var lastValStep = -1     // the step lastValBPC was measured at
         var stopReason = "completed"
         var rateWindowStart = Date(), rateWindowSteps = 0
         var rate = 0.0
@@ -496,6 +503,7 @@ public final class TextTrainer {
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
         func endOfEpochWork(epochDone: Int) throws {
             lastValBPC = validationBitsPerCharacter()
+            lastValStep = state.step
             try noteValidation(lastValBPC, elapsed: elapsedTotal())
             let trainBPC = epochLossCount > 0 ? epochLossSum / Double(epochLossCount) * bitsPerNat : nil
             if let trainBPC { lastTrainBPC = trainBPC }
@@ -577,11 +585,13 @@ public final class TextTrainer {
                 state.elapsed = elapsedTotal()
                 try endOfEpochWork(epochDone: state.epoch)
                 try saveCheckpoint()
-            } else {
+            } else if state.step != totalSteps {
+                // (The last step's evaluation and checkpoint are the final ones, below.)
                 // Evaluate before a checkpoint of the same step, so the checkpoint records the best
                 // validation loss including this one.
                 if let every = config.evaluateEvery, state.step % every == 0 {
                     lastValBPC = validationBitsPerCharacter()
+                    lastValStep = state.step
                     if let v = lastValBPC {
                         progress.report(.metrics(step: state.step, epoch: state.epoch + 1, values: [("validation bits/char", v)]))
                         try folder.appendMetrics(header: metricsHeader, row: [
@@ -603,8 +613,10 @@ public final class TextTrainer {
         var finalSamples: [(temperature: Float, text: String)]
         if state.batchInEpoch != 0 || lastCheckpoint == nil || epochLossCount > 0 {
             if epochLossCount > 0 { lastTrainBPC = epochLossSum / Double(epochLossCount) * bitsPerNat }
-            lastValBPC = validationBitsPerCharacter()
-            try noteValidation(lastValBPC, elapsed: state.elapsed)
+            if lastValStep != state.step {
+                lastValBPC = validationBitsPerCharacter()
+                try noteValidation(lastValBPC, elapsed: state.elapsed)
+            }
             var values: [(String, Double)] = []
             if let t = lastTrainBPC { values.append(("train bits/char", t)) }
             if let v = lastValBPC { values.append(("validation bits/char", v)) }

@@ -221,7 +221,11 @@ public final class VAETrainer {
         record = RunRecord(generator: "vae", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         record.settings["data_description"] = data.description
         lastCheckpoint = restored != nil ? resume : nil
+        resumedStep = restored != nil ? state.step : nil
     }
+
+    /// The step a resumed run started from (nil for a fresh run).
+    var resumedStep: Int?
 
     /// The model being trained.
     public var currentModel: VAEModel { model }
@@ -320,6 +324,9 @@ public final class VAETrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> VAETrainingSummary {
+        if resumedStep != nil, resumesInOwnFolder(lastCheckpoint, folder: folder), let s = resumedStep {
+            try folder.dropMetricsRows(afterStep: s)
+        }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let batch = min(config.batchSize, data.trainCount)
