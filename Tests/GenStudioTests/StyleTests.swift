@@ -171,6 +171,14 @@ final class StyleTests: XCTestCase {
         let (a, ia) = try run("a"), (_, ib) = try run("b")
         XCTAssertEqual(a.evaluations, 12)
         XCTAssertEqual(ia.pixels, ib.pixels, "same seed, same result")
+        // Progress counts the scales as levels.
+        let progress = RecordingProgress()
+        _ = try StyleTransfer(content: c, styles: [s], config: config, output: dir.appendingPathComponent("p.png"), arguments: [],
+                              progress: progress, network: TinyExtractor()).run()
+        let levels = Set(progress.events.compactMap { e -> String? in
+            if case .step(_, _, let level, let phase, _, _, _, _, _, _) = e { return "\(phase) \(level)" } else { return nil }
+        })
+        XCTAssertEqual(levels, ["level 1", "level 2"])
     }
 
     func testPreserveColorsKeepsContentChrominance() {

@@ -421,6 +421,22 @@ final class ConvolutionTests: XCTestCase {
             XCTAssertTrue(grads[i].allSatisfy(\.isFinite))
             XCTAssertEqual(grads[i], grads[0], "∂x, mode \(i)")
         }
+        // The transposed convolution's fused ReLU, the same way.
+        let tv = r.uniform([3, 3, 16, 16], grad: false).scalars
+        var touts: [[Float]] = [], tgrads: [[Float]] = []
+        for fused in [false, true] {
+            let x = Tensor(shape: xs, scalars: xv, requiresGrad: true)
+            let k = Tensor(shape: [3, 3, 16, 16], scalars: tv, requiresGrad: true)
+            let out = fused ? Tensor.conv2dTranspose(x, kernel: k, strides: (2, 2), padding: .same, fusedReLU: true)
+                            : Tensor.conv2dTranspose(x, kernel: k, strides: (2, 2), padding: .same).relu()
+            var sr = TestRandom(seed: 13)
+            out.backward(seed: sr.uniform(out.shape, grad: false))
+            touts.append(out.scalars)
+            tgrads.append(x.grad!.scalars)
+        }
+        XCTAssertGreaterThan(touts[0].filter(\.isNaN).count, 0)
+        XCTAssertEqual(touts[1].map(\.bitPattern), touts[0].map(\.bitPattern), "transposed outputs")
+        XCTAssertEqual(tgrads[1], tgrads[0], "transposed ∂x")
     }
 
     /// The in-place ReLU helpers on SIMD blocks and the scalar tail alike: −0 and negatives become
