@@ -23,7 +23,7 @@ public struct GANTrain: ParsableCommand {
         discussion: """
         Writes to the run folder: samples/real.png (real training images), samples/step-NNNNNN.png (an 8x8 grid \
         from one fixed noise batch every --sample-every steps and at the end), metrics.csv (discriminator loss on \
-        real and generated images, generator loss), loss.png (blue: D on real, red: D on generated, green: G), \
+        real and generated images, generator loss), loss.png (losses by step with labelled axes and a legend: blue D on real, red D on generated, green G), \
         checkpoint.safetensors and run.json. Warns when the discriminator's loss collapses to its floor or the \
         samples collapse to one mode. Ctrl-C stops cleanly with a checkpoint; --resume continues exactly.
         """

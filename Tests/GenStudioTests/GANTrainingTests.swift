@@ -372,4 +372,44 @@ final class GANTrainingTests: XCTestCase {
         try ck.save(to: wrong)
         XCTAssertThrowsError(try GANSampler.load(checkpoint: wrong)) { XCTAssertTrue($0 is CheckpointError, "\($0)") }
     }
+
+    /// The loss chart has its axes labelled and a legend: the glyphs are the font's, the y labels
+    /// sit left of the frame at their grid lines, the step labels under it, and every named series
+    /// has a line of its colour in the legend box at the top right.
+    func testLossCurveHasLabelsAndLegend() throws {
+        // One glyph at scale 1 is exactly its bitmap.
+        var canvas = [[Bool]](repeating: [Bool](repeating: false, count: 6), count: 7)
+        ChartFont.draw("1", left: 0, top: 0, scale: 1, color: (0, 0, 0)) { x, y, _ in canvas[y][x] = true }
+        let rows = canvas.map { $0.prefix(5).reduce(0) { $0 << 1 | ($1 ? 1 : 0) } }
+        XCTAssertEqual(rows, ChartFont.glyphs["1"]!.map(Int.init))
+        XCTAssertEqual(ChartFont.width(of: "10", scale: 2), 22)
+        XCTAssertEqual(ChartFont.format(2), "2"); XCTAssertEqual(ChartFont.format(1.5), "1.5")
+
+        let steps = (0...100).map(Double.init)
+        let blue: (Float, Float, Float) = (0.1, 0.3, 0.9), green: (Float, Float, Float) = (0.1, 0.65, 0.2)
+        let im = GANPictures.lossCurve([
+            .init(steps: steps, values: steps.map { 0.7 + 0.1 * sin($0 / 9) }, color: blue, name: "D real"),
+            .init(steps: steps, values: steps.map { 3 * exp(-$0 / 30) + 0.7 }, color: green, name: "G"),
+        ])
+        func pixel(_ x: Int, _ y: Int) -> (Float, Float, Float) {
+            let o = (y * im.width + x) * 3
+            return (im.pixels[o], im.pixels[o + 1], im.pixels[o + 2])
+        }
+        func count(_ xs: Range<Int>, _ ys: Range<Int>, _ match: ((Float, Float, Float)) -> Bool) -> Int {
+            var n = 0
+            for y in ys { for x in xs where match(pixel(x, y)) { n += 1 } }
+            return n
+        }
+        let isBlack = { (p: (Float, Float, Float)) in p.0 == 0 && p.1 == 0 && p.2 == 0 }
+        // Left margin (y labels and the LOSS title) and bottom margin (step labels, STEP) hold text.
+        XCTAssertGreaterThan(count(0..<56, 20..<360, isBlack), 100, "no y-axis labels")
+        XCTAssertGreaterThan(count(62..<790, 367..<400, isBlack), 200, "no step labels")
+        XCTAssertEqual(count(0..<56, 20..<360) { $0 == blue || $0 == green }, 0, "curves drawn outside the frame")
+        // The legend (top right) has a line of each colour.
+        XCTAssertGreaterThan(count(600..<790, 10..<80) { $0 == blue }, 20)
+        XCTAssertGreaterThan(count(600..<790, 10..<80) { $0 == green }, 20)
+        // A diverged run's huge losses draw a few coarse grid lines, quickly.
+        let huge = GANPictures.lossCurve([.init(steps: [0, 1, 2], values: [0.7, 4e6, 1], color: green, name: "G")])
+        XCTAssertEqual(huge.width, 800)
+    }
 }

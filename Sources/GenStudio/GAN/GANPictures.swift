@@ -44,20 +44,25 @@ public enum GANPictures {
         public var values: [Double]
         /// Line colour, RGB in [0, 1].
         public var color: (Float, Float, Float)
+        /// Legend text (shown in capitals; letters and digits of ``ChartFont``), or empty for none.
+        public var name: String
         /// A curve.
-        public init(steps: [Double], values: [Double], color: (Float, Float, Float)) {
+        public init(steps: [Double], values: [Double], color: (Float, Float, Float), name: String = "") {
             self.steps = steps
             self.values = values
             self.color = color
+            self.name = name
         }
     }
 
     /// A line chart of loss curves on white: x from the first to the last step, y from 0 to the
-    /// largest finite value (at least 1), light grey lines at every 0.5 of loss and a black frame.
-    /// No text (gen draws no fonts): the colours are documented where the picture is written.
+    /// largest finite value (at least 1); light grey lines at every 0.5 of loss (a coarser 1-2-5 step
+    /// above 6), labelled on the y axis (sparser when they are close); five step labels on the x axis;
+    /// axis titles STEP and LOSS; a legend of the named series at the top right; a black frame.
+    /// Text uses ``ChartFont`` (5×7 pixel glyphs drawn at twice that size).
     public static func lossCurve(_ series: [Series], width: Int = 800, height: Int = 400) -> Image {
         var im = Image(width: width, height: height, channels: 3, repeating: 1)
-        let left = 10, right = width - 10, top = 10, bottom = height - 10
+        let left = 62, right = width - 10, top = 10, bottom = height - 40
         let all = series.flatMap { s in zip(s.steps, s.values).filter { $0.1.isFinite } }
         let x0 = all.map(\.0).min() ?? 0, x1 = max(all.map(\.0).max() ?? 1, x0 + 1)
         let yMax = max(1, all.map(\.1).max() ?? 1)
@@ -68,14 +73,43 @@ public enum GANPictures {
             let o = (y * width + x) * 3
             im.pixels[o] = c.0; im.pixels[o + 1] = c.1; im.pixels[o + 2] = c.2
         }
-        var g = 0.5
-        while g < yMax {
-            let y = Int(py(g).rounded())
-            for x in left...right { plot(x, y, (0.88, 0.88, 0.88)) }
-            g += 0.5
+        let black: (Float, Float, Float) = (0, 0, 0), scale = 2
+        let glyphHeight = ChartFont.glyphHeight * scale
+        // Grid lines every 0.5 of loss, or at a coarser 1-2-5 step so there are at most 12 (a
+        // diverged run's huge losses stay cheap to draw); labels on lines at least 2.5 glyph heights apart.
+        var gridStep = 0.5
+        while yMax / gridStep > 12 {
+            let mantissa = gridStep / Foundation.pow(10, Foundation.floor(Foundation.log10(gridStep)))
+            gridStep *= mantissa < 1.5 || mantissa > 4 ? 2 : 2.5      // 0.5 → 1 → 2 → 5 → 10 → 20 → 50 ...
         }
-        for x in left...right { plot(x, top, (0, 0, 0)); plot(x, bottom, (0, 0, 0)) }
-        for y in top...bottom { plot(left, y, (0, 0, 0)); plot(right, y, (0, 0, 0)) }
+        let perLine = gridStep / yMax * Double(bottom - top)
+        let labelEvery = max(1, Int((Double(glyphHeight) * 2.5 / perLine).rounded(.up)))
+        var k = 1
+        while gridStep * Double(k) < yMax {
+            let y = Int(py(gridStep * Double(k)).rounded())
+            for x in left...right { plot(x, y, (0.88, 0.88, 0.88)) }
+            if k % labelEvery == 0 {
+                let text = ChartFont.format(gridStep * Double(k))
+                ChartFont.draw(text, right: left - 6, centerY: y, scale: scale, color: black, plot: plot)
+            }
+            k += 1
+        }
+        ChartFont.draw("0", right: left - 6, centerY: bottom, scale: scale, color: black, plot: plot)
+        for x in left...right { plot(x, top, black); plot(x, bottom, black) }
+        for y in top...bottom { plot(left, y, black); plot(right, y, black) }
+        // Step labels under five evenly spaced ticks.
+        for i in 0...4 {
+            let step = x0 + (x1 - x0) * Double(i) / 4
+            let x = Int(px(step).rounded())
+            for y in bottom...(bottom + 4) { plot(x, y, black) }
+            let text = String(Int(step.rounded()))
+            let w = ChartFont.width(of: text, scale: scale)
+            let start = min(max(x - w / 2, 0), width - w)
+            ChartFont.draw(text, left: start, top: bottom + 7, scale: scale, color: black, plot: plot)
+        }
+        ChartFont.draw("STEP", left: (left + right) / 2 - ChartFont.width(of: "STEP", scale: scale) / 2,
+                       top: bottom + 7 + glyphHeight + 2, scale: 1, color: black, plot: plot)
+        ChartFont.draw("LOSS", left: 2, top: top, scale: 1, color: black, plot: plot)
         for s in series {
             var prev: (Double, Double)?
             for (x, v) in zip(s.steps, s.values) where v.isFinite {
@@ -93,6 +127,94 @@ public enum GANPictures {
                 prev = p
             }
         }
+        // Legend: a short line in each series' colour and its name, top right, on white.
+        let named = series.filter { !$0.name.isEmpty }
+        if !named.isEmpty {
+            let textWidth = named.map { ChartFont.width(of: $0.name.uppercased(), scale: scale) }.max() ?? 0
+            let boxW = 20 + 6 + textWidth + 8, boxH = named.count * (glyphHeight + 6) + 6
+            let bx = right - boxW - 6, by = top + 6
+            for y in by..<(by + boxH) { for x in bx..<(bx + boxW) { plot(x, y, (1, 1, 1)) } }
+            for x in bx..<(bx + boxW) { plot(x, by, (0.6, 0.6, 0.6)); plot(x, by + boxH - 1, (0.6, 0.6, 0.6)) }
+            for y in by..<(by + boxH) { plot(bx, y, (0.6, 0.6, 0.6)); plot(bx + boxW - 1, y, (0.6, 0.6, 0.6)) }
+            for (i, s) in named.enumerated() {
+                let cy = by + 6 + i * (glyphHeight + 6) + glyphHeight / 2
+                for x in (bx + 6)..<(bx + 26) { plot(x, cy, s.color); plot(x, cy + 1, s.color) }
+                ChartFont.draw(s.name.uppercased(), left: bx + 32, top: cy - glyphHeight / 2, scale: scale, color: black, plot: plot)
+            }
+        }
         return im
+    }
+}
+
+/// A 5×7 pixel bitmap font for chart labels: digits, `.`, `-`, `:`, space and the capitals A–Z
+/// that labels use. Characters it lacks are drawn as blanks. Glyph rows are 5-bit masks, the
+/// leftmost pixel in the highest bit.
+enum ChartFont {
+    static let glyphWidth = 5, glyphHeight = 7, spacing = 1
+    static let glyphs: [Character: [UInt8]] = [
+        "0": [0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110],
+        "1": [0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110],
+        "2": [0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111],
+        "3": [0b11111, 0b00010, 0b00100, 0b00010, 0b00001, 0b10001, 0b01110],
+        "4": [0b00010, 0b00110, 0b01010, 0b10010, 0b11111, 0b00010, 0b00010],
+        "5": [0b11111, 0b10000, 0b11110, 0b00001, 0b00001, 0b10001, 0b01110],
+        "6": [0b00110, 0b01000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110],
+        "7": [0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000],
+        "8": [0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110],
+        "9": [0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100],
+        ".": [0, 0, 0, 0, 0, 0b01100, 0b01100],
+        "-": [0, 0, 0, 0b11111, 0, 0, 0],
+        ":": [0, 0b01100, 0b01100, 0, 0b01100, 0b01100, 0],
+        " ": [0, 0, 0, 0, 0, 0, 0],
+        "A": [0b01110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001],
+        "D": [0b11100, 0b10010, 0b10001, 0b10001, 0b10001, 0b10010, 0b11100],
+        "E": [0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b11111],
+        "F": [0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b10000],
+        "G": [0b01110, 0b10001, 0b10000, 0b10111, 0b10001, 0b10001, 0b01111],
+        "K": [0b10001, 0b10010, 0b10100, 0b11000, 0b10100, 0b10010, 0b10001],
+        "L": [0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b11111],
+        "N": [0b10001, 0b11001, 0b10101, 0b10011, 0b10001, 0b10001, 0b10001],
+        "O": [0b01110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110],
+        "P": [0b11110, 0b10001, 0b10001, 0b11110, 0b10000, 0b10000, 0b10000],
+        "R": [0b11110, 0b10001, 0b10001, 0b11110, 0b10100, 0b10010, 0b10001],
+        "S": [0b01111, 0b10000, 0b10000, 0b01110, 0b00001, 0b00001, 0b11110],
+        "T": [0b11111, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100],
+    ]
+
+    /// Width in pixels of `text` at `scale` (glyphs and the spaces between them).
+    static func width(of text: String, scale: Int) -> Int {
+        let n = text.count
+        return n == 0 ? 0 : (n * (glyphWidth + spacing) - spacing) * scale
+    }
+
+    /// A loss label: integers without decimals, halves with one ("1", "2.5"); "-" for what the
+    /// labels do not show (non-finite values, 10⁹ and above).
+    static func format(_ v: Double) -> String {
+        guard v.isFinite, abs(v) < 1e9 else { return "-" }
+        return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+    }
+
+    /// Draws `text` with its top-left corner at (`left`, `top`), each font pixel a `scale`×`scale`
+    /// square, through `plot` (which clips).
+    static func draw(_ text: String, left: Int, top: Int, scale: Int, color: (Float, Float, Float),
+                     plot: (Int, Int, (Float, Float, Float)) -> Void) {
+        var x = left
+        for ch in text {
+            if let rows = glyphs[ch] {
+                for (r, bits) in rows.enumerated() {
+                    for c in 0..<glyphWidth where bits & (1 << (glyphWidth - 1 - c)) != 0 {
+                        for dy in 0..<scale { for dx in 0..<scale { plot(x + c * scale + dx, top + r * scale + dy, color) } }
+                    }
+                }
+            }
+            x += (glyphWidth + spacing) * scale
+        }
+    }
+
+    /// Draws `text` right-aligned to `right`, vertically centred on `centerY`.
+    static func draw(_ text: String, right: Int, centerY: Int, scale: Int, color: (Float, Float, Float),
+                     plot: (Int, Int, (Float, Float, Float)) -> Void) {
+        draw(text, left: right - width(of: text, scale: scale), top: centerY - glyphHeight * scale / 2, scale: scale,
+             color: color, plot: plot)
     }
 }

@@ -377,9 +377,9 @@ public final class GANTrainer {
             func col(_ i: Int) -> [Double] { history.map { Double($0[i]) ?? .nan } }
             let steps = col(0)
             let im = GANPictures.lossCurve([
-                .init(steps: steps, values: col(2), color: (0.1, 0.3, 0.9)),
-                .init(steps: steps, values: col(3), color: (0.9, 0.15, 0.1)),
-                .init(steps: steps, values: col(5), color: (0.1, 0.65, 0.2)),
+                .init(steps: steps, values: col(2), color: (0.1, 0.3, 0.9), name: "D real"),
+                .init(steps: steps, values: col(3), color: (0.9, 0.15, 0.1), name: "D fake"),
+                .init(steps: steps, values: col(5), color: (0.1, 0.65, 0.2), name: "G"),
             ])
             try im.write(to: folder.file("loss.png").path, format: .png)
         }
