@@ -384,6 +384,11 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertEqual(rows, ChartFont.glyphs["1"]!.map(Int.init))
         XCTAssertEqual(ChartFont.width(of: "10", scale: 2), 22)
         XCTAssertEqual(ChartFont.format(2), "2"); XCTAssertEqual(ChartFont.format(1.5), "1.5")
+        XCTAssertEqual(ChartFont.format(120_000), "1.2E5"); XCTAssertEqual(ChartFont.format(4e6), "4E6")
+        XCTAssertEqual(ChartFont.format(9999), "9999"); XCTAssertEqual(ChartFont.format(2e12), "2E12")
+        for v in [0.5, 7.5, 9999, 12_345, 99_999, 4e6, 1.5e12, 1e300] {
+            XCTAssertLessThanOrEqual(ChartFont.format(v).count, 5, "\(v) → \(ChartFont.format(v))")
+        }
 
         let steps = (0...100).map(Double.init)
         let blue: (Float, Float, Float) = (0.1, 0.3, 0.9), green: (Float, Float, Float) = (0.1, 0.65, 0.2)
@@ -403,13 +408,23 @@ final class GANTrainingTests: XCTestCase {
         let isBlack = { (p: (Float, Float, Float)) in p.0 == 0 && p.1 == 0 && p.2 == 0 }
         // Left margin (y labels and the LOSS title) and bottom margin (step labels, STEP) hold text.
         XCTAssertGreaterThan(count(0..<56, 20..<360, isBlack), 100, "no y-axis labels")
-        XCTAssertGreaterThan(count(62..<790, 367..<400, isBlack), 200, "no step labels")
+        XCTAssertGreaterThan(count(70..<790, 367..<400, isBlack), 200, "no step labels")
         XCTAssertEqual(count(0..<56, 20..<360) { $0 == blue || $0 == green }, 0, "curves drawn outside the frame")
         // The legend (top right) has a line of each colour.
         XCTAssertGreaterThan(count(600..<790, 10..<80) { $0 == blue }, 20)
         XCTAssertGreaterThan(count(600..<790, 10..<80) { $0 == green }, 20)
-        // A diverged run's huge losses draw a few coarse grid lines, quickly.
+        // A diverged run's huge losses draw a few coarse grid lines, quickly, and labels that fit
+        // left of the frame (nothing drawn in the first 4 columns but the axis title's rows).
         let huge = GANPictures.lossCurve([.init(steps: [0, 1, 2], values: [0.7, 4e6, 1], color: green, name: "G")])
         XCTAssertEqual(huge.width, 800)
+        var clipped = 0
+        for y in 0..<360 { for x in 0..<4 where huge.pixels[(y * 800 + x) * 3] == 0 { clipped += 1 } }
+        XCTAssertEqual(clipped, 0, "y labels run off the left edge")
+        // Odd inputs a run can produce: nothing, one point, NaN and ±∞, equal steps; small sizes.
+        for points in [[(Double, Double)](), [(50, 0.7)], [(1, .nan), (2, .infinity)], [(3, 1), (3, 2)], [(.nan, 1), (5, -1)]] {
+            let im = GANPictures.lossCurve([.init(steps: points.map(\.0), values: points.map(\.1), color: green, name: "G")],
+                                           width: 10, height: 10)
+            XCTAssertEqual([im.width, im.height], [240, 160])
+        }
     }
 }

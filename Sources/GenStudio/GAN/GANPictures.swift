@@ -59,12 +59,21 @@ public enum GANPictures {
     /// largest finite value (at least 1); light grey lines at every 0.5 of loss (a coarser 1-2-5 step
     /// above 6), labelled on the y axis (sparser when they are close); five step labels on the x axis;
     /// axis titles STEP and LOSS; a legend of the named series at the top right; a black frame.
-    /// Text uses ``ChartFont`` (5×7 pixel glyphs drawn at twice that size).
-    public static func lossCurve(_ series: [Series], width: Int = 800, height: Int = 400) -> Image {
+    /// Text uses ``ChartFont`` (5×7 pixel glyphs drawn at twice that size). Sizes below 240×160
+    /// are raised to that; points with a non-finite step or loss are skipped.
+    public static func lossCurve(_ series: [Series], width requestedWidth: Int = 800, height requestedHeight: Int = 400) -> Image {
+        let width = max(requestedWidth, 240), height = max(requestedHeight, 160)
         var im = Image(width: width, height: height, channels: 3, repeating: 1)
-        let left = 62, right = width - 10, top = 10, bottom = height - 40
-        let all = series.flatMap { s in zip(s.steps, s.values).filter { $0.1.isFinite } }
-        let x0 = all.map(\.0).min() ?? 0, x1 = max(all.map(\.0).max() ?? 1, x0 + 1)
+        let left = 70, right = width - 10, top = 10, bottom = height - 40
+        let series = series.map { s -> Series in
+            var t = s
+            let kept = zip(s.steps, s.values).filter { $0.0.isFinite && $0.1.isFinite }
+            t.steps = kept.map(\.0); t.values = kept.map(\.1)
+            return t
+        }
+        let all = series.flatMap { s in zip(s.steps, s.values) }
+        let x0 = all.map(\.0).min() ?? 0
+        let x1 = max(all.map(\.0).max() ?? 1, x0 + max(1, abs(x0) * 1e-6))
         let yMax = max(1, all.map(\.1).max() ?? 1)
         func px(_ x: Double) -> Double { Double(left) + (x - x0) / (x1 - x0) * Double(right - left) }
         func py(_ y: Double) -> Double { Double(bottom) - min(max(y, 0), yMax) / yMax * Double(bottom - top) }
@@ -97,19 +106,22 @@ public enum GANPictures {
         ChartFont.draw("0", right: left - 6, centerY: bottom, scale: scale, color: black, plot: plot)
         for x in left...right { plot(x, top, black); plot(x, bottom, black) }
         for y in top...bottom { plot(left, y, black); plot(right, y, black) }
-        // Step labels under five evenly spaced ticks.
+        // Step labels under five evenly spaced ticks (a label equal to the previous one is left out).
+        var previousLabel = ""
         for i in 0...4 {
             let step = x0 + (x1 - x0) * Double(i) / 4
             let x = Int(px(step).rounded())
             for y in bottom...(bottom + 4) { plot(x, y, black) }
-            let text = String(Int(step.rounded()))
+            let text = String(format: "%.0f", step)
+            if text == previousLabel { continue }
+            previousLabel = text
             let w = ChartFont.width(of: text, scale: scale)
             let start = min(max(x - w / 2, 0), width - w)
             ChartFont.draw(text, left: start, top: bottom + 7, scale: scale, color: black, plot: plot)
         }
         ChartFont.draw("STEP", left: (left + right) / 2 - ChartFont.width(of: "STEP", scale: scale) / 2,
                        top: bottom + 7 + glyphHeight + 2, scale: 1, color: black, plot: plot)
-        ChartFont.draw("LOSS", left: 2, top: top, scale: 1, color: black, plot: plot)
+        ChartFont.draw("LOSS", left: 2, top: bottom + 7 + glyphHeight + 2, scale: 1, color: black, plot: plot)
         for s in series {
             var prev: (Double, Double)?
             for (x, v) in zip(s.steps, s.values) where v.isFinite {
@@ -146,8 +158,8 @@ public enum GANPictures {
     }
 }
 
-/// A 5×7 pixel bitmap font for chart labels: digits, `.`, `-`, `:`, space and the capitals A–Z
-/// that labels use. Characters it lacks are drawn as blanks. Glyph rows are 5-bit masks, the
+/// A 5×7 pixel bitmap font for chart labels: digits, `.`, `-`, `:`, space and the capitals the
+/// labels use (A D E F G K L N O P R S T). Characters it lacks are drawn as blanks. Glyph rows are 5-bit masks, the
 /// leftmost pixel in the highest bit.
 enum ChartFont {
     static let glyphWidth = 5, glyphHeight = 7, spacing = 1
@@ -187,11 +199,16 @@ enum ChartFont {
         return n == 0 ? 0 : (n * (glyphWidth + spacing) - spacing) * scale
     }
 
-    /// A loss label: integers without decimals, halves with one ("1", "2.5"); "-" for what the
-    /// labels do not show (non-finite values, 10⁹ and above).
+    /// A loss label of at most five characters: integers without decimals, halves with one ("1",
+    /// "2.5"); from 10⁴ on, a mantissa and a power of ten ("1.2E5", "4E6", "2E12"); "-" if not finite.
     static func format(_ v: Double) -> String {
-        guard v.isFinite, abs(v) < 1e9 else { return "-" }
-        return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+        guard v.isFinite else { return "-" }
+        if abs(v) < 1e4 { return v == v.rounded() ? String(format: "%.0f", v) : String(format: "%.1f", v) }
+        var e = Int(Foundation.floor(Foundation.log10(abs(v))))
+        var m = v / Foundation.pow(10, Double(e))
+        if (m * 10).rounded() >= 100 { m /= 10; e += 1 }
+        let mantissa = e < 10 && (m * 10).rounded() != (m.rounded() * 10) ? String(format: "%.1f", m) : String(format: "%.0f", m)
+        return mantissa + "E" + String(e)
     }
 
     /// Draws `text` with its top-left corner at (`left`, `top`), each font pixel a `scale`×`scale`
