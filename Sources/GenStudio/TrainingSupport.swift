@@ -81,11 +81,8 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
     if let explicit {
         let slot = explicit.appendingPathComponent(checkpointFileName)
         if FileManager.default.fileExists(atPath: slot.path) {
-            let same = resume.map { $0.standardizedFileURL.resolvingSymlinksInPath().path
-                                    == slot.standardizedFileURL.resolvingSymlinksInPath().path } ?? false
-            let resumesBest = resume.map { $0.deletingLastPathComponent().standardizedFileURL.resolvingSymlinksInPath().path
-                                           == explicit.standardizedFileURL.resolvingSymlinksInPath().path } ?? false
-            if !same && resumesBest, let resume {
+            let same = resume.map { samePath($0, slot) } ?? false
+            if !same, let resume, samePath(resume.deletingLastPathComponent(), explicit) {
                 throw StudioError.invalidOption(
                     "continuing from \(resume.path) in its own folder would overwrite \(slot.path) (the run's latest "
                     + "checkpoint); give --output NEW_FOLDER to continue from \(resume.lastPathComponent) there")
@@ -100,12 +97,17 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
     return try RunFolder(explicit: explicit, generator: generator)
 }
 
-/// Whether a resumed run continues in the folder of the checkpoint it resumes (so that folder's
-/// `metrics.csv` and best checkpoint belong to this run).
-func resumesInOwnFolder(_ resume: URL?, folder: RunFolder) -> Bool {
-    guard let resume else { return false }
-    return resume.deletingLastPathComponent().standardizedFileURL.resolvingSymlinksInPath().path
-        == folder.url.standardizedFileURL.resolvingSymlinksInPath().path
+/// Whether two file URLs name the same path once `.`/`..` and symbolic links are resolved.
+func samePath(_ a: URL, _ b: URL) -> Bool {
+    a.standardizedFileURL.resolvingSymlinksInPath().path == b.standardizedFileURL.resolvingSymlinksInPath().path
+}
+
+/// The step of the resumed checkpoint when a run continues in that checkpoint's own folder (so the
+/// folder's `metrics.csv` and best checkpoint belong to this run); nil for a fresh run or a resume
+/// into another folder.
+func stepResumedInOwnFolder(_ resume: URL?, step: Int, folder: RunFolder) -> Int? {
+    guard let resume, samePath(resume.deletingLastPathComponent(), folder.url) else { return nil }
+    return step
 }
 
 /// The settings every trainer shares: seed, batch size and stopping criteria. Lets the command

@@ -227,13 +227,12 @@ public final class GANTrainer {
         record.settings["data"] = data.summary
         lastCheckpoint = restored != nil ? resume : nil
         if restored != nil { history = GANTrainer.readHistory(folder.file("metrics.csv"), upTo: state.step) }
-        resumedStep = restored != nil ? state.step : nil
-        resumedFrom = resume
+        resumedInFolderAt = restored != nil ? stepResumedInOwnFolder(resume, step: state.step, folder: folder) : nil
     }
 
-    /// The step and checkpoint a resumed run started from (nil for a fresh run).
-    var resumedStep: Int?
-    var resumedFrom: URL?
+    /// The step this run resumed from in the checkpoint's own folder (its metrics are this run's);
+    /// nil otherwise.
+    var resumedInFolderAt: Int?
 
     /// Loads both networks and both optimizers by name, strictly (names, shapes, finite values).
     static func restore(generator: GANGenerator, discriminator: GANDiscriminator, dOptimizer: Optimizer,
@@ -315,7 +314,7 @@ public final class GANTrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> GANTrainingSummary {
-        if let s = resumedStep, resumesInOwnFolder(resumedFrom, folder: folder) { try folder.dropMetricsRows(afterStep: s) }
+        if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }

@@ -219,8 +219,9 @@ public final class TextTrainer {
     let progress: ProgressReporter
     var record: RunRecord
     var lastCheckpoint: URL?
-    /// Resumed in the checkpoint's own folder (its metrics and best checkpoint are this run's).
-    var continuesFolder = false
+    /// The step this run resumed from in the checkpoint's own folder (its metrics and best
+    /// checkpoint are this run's); nil otherwise.
+    var resumedInFolderAt: Int?
     let train: WindowSet
     let validation: WindowSet
 
@@ -321,8 +322,8 @@ public final class TextTrainer {
         lastCheckpoint = restored != nil ? resume : nil
         // Only a run continuing in the resumed checkpoint's own folder inherits that folder's best
         // and metrics.
-        continuesFolder = restored != nil && resumesInOwnFolder(resume, folder: folder)
-        if continuesFolder { adoptFolderBest() }
+        resumedInFolderAt = restored != nil ? stepResumedInOwnFolder(resume, step: state.step, folder: folder) : nil
+        if resumedInFolderAt != nil { adoptFolderBest() }
     }
 
     /// When a run resumes in its folder, the folder's `best.safetensors` may record a lower
@@ -468,7 +469,7 @@ public final class TextTrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> TextTrainingSummary {
-        if continuesFolder { try folder.dropMetricsRows(afterStep: state.step) }
+        if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let windows = train.starts.count

@@ -221,11 +221,12 @@ public final class VAETrainer {
         record = RunRecord(generator: "vae", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         record.settings["data_description"] = data.description
         lastCheckpoint = restored != nil ? resume : nil
-        resumedStep = restored != nil ? state.step : nil
+        resumedInFolderAt = restored != nil ? stepResumedInOwnFolder(resume, step: state.step, folder: folder) : nil
     }
 
-    /// The step a resumed run started from (nil for a fresh run).
-    var resumedStep: Int?
+    /// The step this run resumed from in the checkpoint's own folder (its metrics are this run's);
+    /// nil otherwise.
+    var resumedInFolderAt: Int?
 
     /// The model being trained.
     public var currentModel: VAEModel { model }
@@ -324,9 +325,7 @@ public final class VAETrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> VAETrainingSummary {
-        if resumedStep != nil, resumesInOwnFolder(lastCheckpoint, folder: folder), let s = resumedStep {
-            try folder.dropMetricsRows(afterStep: s)
-        }
+        if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let batch = min(config.batchSize, data.trainCount)

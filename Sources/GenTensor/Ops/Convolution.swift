@@ -153,7 +153,7 @@ extension Tensor {
             // When only ∂x is needed and it goes through Winograd, the mask is applied while the
             // input transform reads ∂out instead (one pass over ∂out fewer).
             let onlyDX = x.requiresGrad && !kernel.requiresGrad && !(bias?.requiresGrad ?? false)
-            let maskWhileReading = fusedReLU && onlyDX && pixels > 0 && !g.isPointwise && backwardDataWinograd != nil
+            let maskWhileReading = fusedReLU && onlyDX && pixels > 0 && backwardDataWinograd != nil   // never 1×1
             if fusedReLU && !maskWhileReading {
                 maskReLUGradient(UnsafeMutablePointer(mutating: gIncoming), output: out.base, count: outCount)
             }
