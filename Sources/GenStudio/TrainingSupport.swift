@@ -130,3 +130,30 @@ public protocol TrainingSchedule {
 extension TextTrainingConfig: TrainingSchedule {}
 extension VAETrainingConfig: TrainingSchedule {}
 extension GANTrainingConfig: TrainingSchedule {}
+
+/// Training throughput for the progress lines and `metrics.csv`: units (samples or steps) per
+/// second of time spent inside training steps, over windows of at least 2 seconds or 50 steps.
+///
+/// Only the steps themselves are timed, so the evaluations, pictures and checkpoints between
+/// steps do not count: the rate (and the ETA derived from it) does not fall to a few samples per
+/// second, with an ETA of hours, after every epoch end. The ETA therefore leaves out the time of
+/// the evaluations still to come.
+struct ThroughputMeter {
+    /// Units per second over the last closed window; 0 until the first window closes.
+    private(set) var rate = 0.0
+    private var units = 0.0, seconds = 0.0, steps = 0
+
+    /// Adds one training step of `units` (e.g. its batch size) that took `seconds`.
+    mutating func record(units u: Double, seconds s: TimeInterval) {
+        units += u
+        seconds += max(s, 0)
+        steps += 1
+        if seconds >= 2 || steps >= 50 {
+            if seconds > 0 { rate = units / seconds }
+            units = 0; seconds = 0; steps = 0
+        }
+    }
+
+    /// Seconds that `remaining` more units should take at ``rate``; nil before the first window closes.
+    func eta(remaining: Double) -> TimeInterval? { rate > 0 ? max(remaining, 0) / rate : nil }
+}

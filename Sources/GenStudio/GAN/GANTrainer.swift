@@ -349,7 +349,7 @@ public final class GANTrainer {
         var lastLosses: GANStepLosses?
         var lastGrid: URL?
         var stopReason = "completed"
-        var rateStart = Date(), rateSteps = 0, rate = 0.0
+        var meter = ThroughputMeter()
         var lastDiversity: Double?
 
         func writeGrid() throws {
@@ -396,7 +396,7 @@ public final class GANTrainer {
                        String(format: "%.5f", mean.discriminator), String(format: "%.5f", mean.generator),
                        String(format: "%.5f", mean.discriminatorExcess),
                        lastDiversity.map { String(format: "%.4f", $0) } ?? "",
-                       String(format: "%.1f", elapsedTotal()), String(format: "%.4f", rate)]
+                       String(format: "%.1f", elapsedTotal()), String(format: "%.4f", meter.rate)]
             history.append(row)
             try folder.appendMetrics(header: GANTrainer.metricsHeader, row: row)
             lastDiversity = nil
@@ -413,19 +413,18 @@ public final class GANTrainer {
             if shouldStop() { stopReason = "interrupted"; break }
 
             beforeStepHook?(state.step + 1)
+            let stepStart = Date()
             let indices = sampler.next()
             let real = try data.batch(indices)
             let losses = try stepper.step(real: real, step: state.step + 1, rng: &state.rng)
             state.step += 1
             window.append(losses)
 
-            rateSteps += 1
-            let dt = Date().timeIntervalSince(rateStart)
-            if dt >= 2 || rateSteps >= 50 { rate = Double(rateSteps) / max(dt, 1e-9); rateStart = Date(); rateSteps = 0 }
-            let eta: TimeInterval? = totalSteps.flatMap { t in rate > 0 ? Double(t - state.step) / rate : nil }
+            meter.record(units: 1, seconds: Date().timeIntervalSince(stepStart))
+            let eta = totalSteps.flatMap { t in meter.eta(remaining: Double(t - state.step)) }
             progress.report(.step(step: state.step, totalSteps: totalSteps, epoch: sampler.position.epoch + 1,
                                   loss: losses.discriminator, unit: String(format: "D loss, G loss %.4f", losses.generator),
-                                  rate: rate, rateUnit: "steps/s", elapsed: elapsedTotal(), eta: eta))
+                                  rate: meter.rate, rateUnit: "steps/s", elapsed: elapsedTotal(), eta: eta))
 
             // The discriminator winning outright: its loss at the floor its noisy targets allow.
             if state.step >= config.collapseWarmupSteps, let m = dMonitor.observe(losses) { progress.report(.warning(m)) }

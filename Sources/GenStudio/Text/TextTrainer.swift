@@ -496,8 +496,7 @@ public final class TextTrainer {
         var lastValBPC: Double?
         var lastValStep = -1     // the step lastValBPC was measured at
         var stopReason = "completed"
-        var rateWindowStart = Date(), rateWindowSteps = 0
-        var rate = 0.0
+        var meter = ThroughputMeter()
         var order: [Int] = [], orderEpoch = -1
         let metricsHeader = ["step", "epoch", "train_bpc", "val_bpc", "elapsed_s", "samples_per_s"]
 
@@ -516,7 +515,7 @@ public final class TextTrainer {
                 String(state.step), String(epochDone),
                 trainBPC.map { String(format: "%.4f", $0) } ?? "",
                 lastValBPC.map { String(format: "%.4f", $0) } ?? "",
-                String(format: "%.1f", elapsedTotal()), String(format: "%.1f", rate)])
+                String(format: "%.1f", elapsedTotal()), String(format: "%.1f", meter.rate)])
             let samples = makeSamples(epoch: epochDone)
             try writeSamples(samples, name: String(format: "epoch-%03d-step-%d.txt", epochDone, state.step))
             epochLossSum = 0; epochLossCount = 0
@@ -530,6 +529,7 @@ public final class TextTrainer {
             }
             if shouldStop() { stopReason = "interrupted"; break }
 
+            let stepStart = Date()
             // The epoch's order depends only on the seed and the epoch number: exact resume.
             if orderEpoch != state.epoch {
                 var shuffle = RandomGenerator(seed: config.seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(state.epoch + 1)))
@@ -567,17 +567,10 @@ public final class TextTrainer {
             state.step += 1
             state.batchInEpoch += 1
             epochLossSum += lossValue; epochLossCount += 1
-            rateWindowSteps += 1
-            let windowTime = Date().timeIntervalSince(rateWindowStart)
-            if windowTime >= 2 || rateWindowSteps >= 50 {
-                rate = Double(rateWindowSteps * batch) / max(windowTime, 1e-9)
-                rateWindowStart = Date(); rateWindowSteps = 0
-            }
-            let eta: TimeInterval? = totalSteps.flatMap { total in
-                rate > 0 ? Double(total - state.step) * Double(batch) / rate : nil
-            }
+            meter.record(units: Double(chunk.count), seconds: Date().timeIntervalSince(stepStart))
+            let eta = totalSteps.flatMap { total in meter.eta(remaining: Double(total - state.step) * Double(batch)) }
             progress.report(.step(step: state.step, totalSteps: totalSteps, epoch: state.epoch + 1,
-                                  loss: lossValue * bitsPerNat, unit: "bits/char", rate: rate, rateUnit: "samples/s",
+                                  loss: lossValue * bitsPerNat, unit: "bits/char", rate: meter.rate, rateUnit: "samples/s",
                                   elapsed: elapsedTotal(), eta: eta))
 
             if state.batchInEpoch >= batchesPerEpoch {
@@ -597,7 +590,7 @@ public final class TextTrainer {
                         progress.report(.metrics(step: state.step, epoch: state.epoch + 1, values: [("validation bits/char", v)]))
                         try folder.appendMetrics(header: metricsHeader, row: [
                             String(state.step), String(state.epoch + 1), "", String(format: "%.4f", v),
-                            String(format: "%.1f", elapsedTotal()), String(format: "%.1f", rate)])
+                            String(format: "%.1f", elapsedTotal()), String(format: "%.1f", meter.rate)])
                     }
                     try noteValidation(lastValBPC, elapsed: elapsedTotal())
                 }
@@ -626,7 +619,7 @@ public final class TextTrainer {
                 String(state.step), String(state.epoch + 1),
                 lastTrainBPC.map { String(format: "%.4f", $0) } ?? "",
                 lastValBPC.map { String(format: "%.4f", $0) } ?? "",
-                String(format: "%.1f", state.elapsed), String(format: "%.1f", rate)])
+                String(format: "%.1f", state.elapsed), String(format: "%.1f", meter.rate)])
             finalSamples = makeSamples(epoch: state.epoch + 1)
             try writeSamples(finalSamples, name: String(format: "final-step-%d.txt", state.step))
             try saveCheckpoint()

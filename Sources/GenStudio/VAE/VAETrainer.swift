@@ -351,8 +351,7 @@ public final class VAETrainer {
         var lastEval: VAEEvaluation?
         var pictures: [URL] = []
         var stopReason = "completed"
-        var rateStart = Date(), rateImages = 0
-        var rate = 0.0
+        var meter = ThroughputMeter()
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
         func endOfRound(epochLabel: Int, prefix: String) throws {
             let trainLoss = epochImages > 0 ? epochLoss / Double(epochImages) : nil
@@ -366,7 +365,7 @@ public final class VAETrainer {
             try folder.appendMetrics(header: metricsHeader, row: [
                 String(state.step), String(epochLabel), trainLoss.map { String(format: "%.4f", $0) } ?? "",
                 String(format: "%.4f", ev.negativeELBO), String(format: "%.4f", ev.reconstruction), String(format: "%.4f", ev.kl),
-                String(format: "%.1f", elapsedTotal()), String(format: "%.1f", rate)])
+                String(format: "%.1f", elapsedTotal()), String(format: "%.1f", meter.rate)])
             pictures = try writePictures(prefix: prefix)
             epochLoss = 0; epochImages = 0
         }
@@ -379,6 +378,7 @@ public final class VAETrainer {
             }
             if shouldStop() { stopReason = "interrupted"; break }
 
+            let stepStart = Date()
             let indices = sampler.next()
             let x = data.batch(indices)
             let noise = Tensor.normal([indices.count, config.latentDim], using: &state.rng)
@@ -400,15 +400,10 @@ public final class VAETrainer {
             state.step += 1
             state.position = sampler.position
             epochLoss += lossValue * Double(indices.count); epochImages += indices.count
-            rateImages += indices.count
-            let window = Date().timeIntervalSince(rateStart)
-            if window >= 2 {
-                rate = Double(rateImages) / window
-                rateStart = Date(); rateImages = 0
-            }
-            let eta: TimeInterval? = totalSteps.flatMap { total in rate > 0 ? Double(total - state.step) * Double(batch) / rate : nil }
+            meter.record(units: Double(indices.count), seconds: Date().timeIntervalSince(stepStart))
+            let eta = totalSteps.flatMap { total in meter.eta(remaining: Double(total - state.step) * Double(batch)) }
             progress.report(.step(step: state.step, totalSteps: totalSteps, epoch: state.epoch + 1, loss: lossValue,
-                                  unit: "nats/image", rate: rate, rateUnit: "samples/s", elapsed: elapsedTotal(), eta: eta))
+                                  unit: "nats/image", rate: meter.rate, rateUnit: "samples/s", elapsed: elapsedTotal(), eta: eta))
             if sampler.epochFinished {
                 state.epoch += 1
                 state.elapsed = elapsedTotal()
