@@ -413,6 +413,21 @@ final class GANTrainingTests: XCTestCase {
         // The legend (top right) has a line of each colour.
         XCTAssertGreaterThan(count(600..<790, 10..<80) { $0 == blue }, 20)
         XCTAssertGreaterThan(count(600..<790, 10..<80) { $0 == green }, 20)
+        // No curve runs under the legend: a loss just below the largest one stays visible
+        // in every column of the frame (the y axis leaves headroom above the data for the box).
+        let red: (Float, Float, Float) = (0.9, 0.1, 0.1)
+        let top = GANPictures.lossCurve([
+            .init(steps: steps, values: steps.map { 1 + exp(-$0 / 20) }, color: green, name: "G"),
+            .init(steps: steps, values: steps.map { _ in 1.85 }, color: red, name: "D fake"),   // 92.5% of the largest loss, drawn last
+        ])
+        for x in 72..<788 {
+            var seen = false
+            for y in 11..<360 where top.pixels[(y * 800 + x) * 3 ..< (y * 800 + x) * 3 + 3].elementsEqual([red.0, red.1, red.2]) {
+                seen = true; break
+            }
+            XCTAssertTrue(seen, "the D FAKE curve is hidden in column \(x)")
+            if !seen { break }
+        }
         // A diverged run's huge losses draw a few coarse grid lines, quickly, and labels that fit
         // left of the frame (nothing drawn in the first 4 columns but the axis title's rows).
         let huge = GANPictures.lossCurve([.init(steps: [0, 1, 2], values: [0.7, 4e6, 1], color: green, name: "G")])

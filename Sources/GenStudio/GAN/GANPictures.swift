@@ -56,7 +56,7 @@ public enum GANPictures {
     }
 
     /// A line chart of loss curves on white: x from the first to the last step, y from 0 to the
-    /// largest finite value (at least 1); light grey lines at every 0.5 of loss (a coarser 1-2-5 step
+    /// largest finite value (at least 1) plus headroom for the legend, so no curve runs under it; light grey lines at every 0.5 of loss (a coarser 1-2-5 step
     /// above 6), labelled on the y axis (sparser when they are close); five step labels on the x axis;
     /// axis titles STEP and LOSS; a legend of the named series at the top right; a black frame.
     /// Text uses ``ChartFont`` (5×7 pixel glyphs drawn at twice that size). Sizes below 240×160
@@ -74,7 +74,17 @@ public enum GANPictures {
         let all = series.flatMap { s in zip(s.steps, s.values) }
         let x0 = all.map(\.0).min() ?? 0
         let x1 = max(all.map(\.0).max() ?? 1, x0 + max(1, abs(x0) * 1e-6))
-        let yMax = max(1, all.map(\.1).max() ?? 1)
+        let dataMax = max(1, all.map(\.1).max() ?? 1)
+        let black: (Float, Float, Float) = (0, 0, 0), scale = 2
+        let glyphHeight = ChartFont.glyphHeight * scale
+        // The legend's box sits in a band above the data: the y axis runs to yMax, enough headroom
+        // over the largest loss that no curve passes under the box (when the band leaves at least
+        // 60% of the plot's height; otherwise the box overlays the curves as before).
+        let named = series.filter { !$0.name.isEmpty }
+        let legendHeight = named.isEmpty ? 0 : named.count * (glyphHeight + 6) + 6
+        let band = legendHeight + 12, plotHeight = bottom - top
+        let yMax = legendHeight > 0 && band * 10 <= plotHeight * 4
+            ? dataMax * Double(plotHeight) / Double(plotHeight - band) : dataMax
         func px(_ x: Double) -> Double { Double(left) + (x - x0) / (x1 - x0) * Double(right - left) }
         func py(_ y: Double) -> Double { Double(bottom) - min(max(y, 0), yMax) / yMax * Double(bottom - top) }
         func plot(_ x: Int, _ y: Int, _ c: (Float, Float, Float)) {
@@ -82,8 +92,6 @@ public enum GANPictures {
             let o = (y * width + x) * 3
             im.pixels[o] = c.0; im.pixels[o + 1] = c.1; im.pixels[o + 2] = c.2
         }
-        let black: (Float, Float, Float) = (0, 0, 0), scale = 2
-        let glyphHeight = ChartFont.glyphHeight * scale
         // Grid lines every 0.5 of loss, or at a coarser 1-2-5 step so there are at most 12 (a
         // diverged run's huge losses stay cheap to draw); labels on lines at least 2.5 glyph heights apart.
         var gridStep = 0.5
@@ -140,10 +148,9 @@ public enum GANPictures {
             }
         }
         // Legend: a short line in each series' colour and its name, top right, on white.
-        let named = series.filter { !$0.name.isEmpty }
         if !named.isEmpty {
             let textWidth = named.map { ChartFont.width(of: $0.name.uppercased(), scale: scale) }.max() ?? 0
-            let boxW = 20 + 6 + textWidth + 8, boxH = named.count * (glyphHeight + 6) + 6
+            let boxW = 20 + 6 + textWidth + 8, boxH = legendHeight
             let bx = right - boxW - 6, by = top + 6
             for y in by..<(by + boxH) { for x in bx..<(bx + boxW) { plot(x, y, (1, 1, 1)) } }
             for x in bx..<(bx + boxW) { plot(x, by, (0.6, 0.6, 0.6)); plot(x, by + boxH - 1, (0.6, 0.6, 0.6)) }
