@@ -111,9 +111,7 @@ public struct DreamCommand: ParsableCommand {
             let options = ImageDecodeOptions(channels: 3, maxPixels: maxPixels)
             let original = try Image(contentsOf: image, options: options)
             let minSide = net.minimumInputSize
-            guard min(original.width, original.height) >= minSide else {
-                throw StudioError.invalidOption("\(image): the image is \(original.width)x\(original.height); \(net.name) needs at least \(minSide) pixels on the shorter side")
-            }
+            try DeepDream.checkSize(original, network: net, file: image)
             var config = DreamConfig(layers: try layers.map(DreamCommand.parseLayers) ?? DreamConfig.defaultLayers(network: net.name))
             config.iterations = iterations
             config.step = step
@@ -125,9 +123,7 @@ public struct DreamCommand: ParsableCommand {
             config.seed = seed
             config.saveEvery = saveEvery
             let guideImage = try guide.map { try Image(contentsOf: $0, options: options) }
-            if let guide, let g = guideImage, min(g.width, g.height) < minSide {
-                throw StudioError.invalidOption("\(guide): the guide image is \(g.width)x\(g.height); \(net.name) needs at least \(minSide) pixels on each side")
-            }
+            if let guide, let g = guideImage { try DeepDream.checkSize(g, network: net, file: guide, role: "guide image") }
             let dream = try DeepDream(network: net, config: config, guide: guideImage, progress: progress)
             // The size the dream runs at (--max-size), checked before any output folder is made.
             var working = original

@@ -101,9 +101,7 @@ public final class DeepDream {
         self.progress = progress
         if let guide {
             let g = try guide.converted(channels: 3)
-            guard min(g.width, g.height) >= network.minimumInputSize else {
-                throw StudioError.invalidOption("the guide image is \(g.width)x\(g.height); \(network.name) needs at least \(network.minimumInputSize) pixels on each side")
-            }
+            try DeepDream.checkSize(g, network: network, role: "guide image")
             guideFeatures = withNoGrad { network.activations(network.preprocess(g.tensor()), layers: names) }
         } else {
             guideFeatures = nil
@@ -277,6 +275,17 @@ public final class DeepDream {
         return OctaveReport(width: width, height: height, initialLoss: first ?? 0, finalLoss: last, steps: steps)
     }
 
+    /// Checks that `image` is at least the network's minimum input on its shorter side.
+    /// - Parameters:
+    ///   - file: the image's path, named first in the message when given.
+    ///   - role: what the image is, for the message ("image", "guide image").
+    /// - Throws: ``StudioError/invalidOption(_:)`` naming the file, the size and the minimum.
+    public static func checkSize(_ image: Image, network: FeatureExtractor, file: String? = nil, role: String = "image") throws {
+        let minSide = network.minimumInputSize
+        guard min(image.width, image.height) < minSide else { return }
+        throw StudioError.invalidOption("\(file.map { "\($0): " } ?? "")the \(role) is \(image.width)x\(image.height); \(network.name) needs at least \(minSide) pixels on the shorter side")
+    }
+
     /// Dreams on `original` (any channels: converted to RGB) over octaves and returns an RGB image of
     /// the same size, with one report per octave actually run (octaves below the network's minimum
     /// input are skipped and reported through `progress`).
@@ -285,10 +294,8 @@ public final class DeepDream {
     ///   minimum input; image errors from resizing.
     public func run(_ original: Image, save: (Image, Int, Int) throws -> Void = { _, _, _ in }) throws -> (Image, [OctaveReport]) {
         let rgb = try original.converted(channels: 3)
+        try DeepDream.checkSize(rgb, network: network)
         let minSide = network.minimumInputSize
-        guard min(rgb.width, rgb.height) >= minSide else {
-            throw StudioError.invalidOption("the image is \(rgb.width)x\(rgb.height); \(network.name) needs at least \(minSide) pixels on the shorter side")
-        }
         // Octave shapes from the smallest up, as the book computes them.
         var shapes: [(Int, Int)] = []
         for i in stride(from: config.octaves - 1, through: 0, by: -1) {
