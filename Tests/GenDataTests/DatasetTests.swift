@@ -60,6 +60,44 @@ final class DatasetTests: XCTestCase {
         XCTAssertThrowsError(try ImageFolderDataset(directory: dir, size: 8, channels: 4))
     }
 
+    /// Link loops end, broken links and named pipes are named as bad files (no silent skip, no
+    /// blocking open), and a folder of IDX files gets a hint instead of a bare "no image files".
+    func testLinkLoopsBrokenLinksPipesAndIDXFolders() throws {
+        let dir = try makeTempDir(self)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        try Image(width: 8, height: 8, channels: 3, repeating: 0.5).write(to: dir + "/a.png")
+        try Image(width: 8, height: 8, channels: 3, repeating: 0.5).write(to: dir + "/sub/b.png")
+        try fm.createSymbolicLink(atPath: dir + "/self", withDestinationPath: ".")
+        try fm.createSymbolicLink(atPath: dir + "/sub/up", withDestinationPath: "..")
+        try fm.createSymbolicLink(atPath: dir + "/sub/again", withDestinationPath: dir + "/sub")
+        let listed = ImageFolderDataset.listImageFiles(dir)
+        XCTAssertEqual(listed.count, 2, "\(listed)")
+        XCTAssertEqual(try ImageFolderDataset(directory: dir, size: 8).count, 2)
+        // A link to a folder outside is followed, once.
+        let other = try makeTempDir(self)
+        try Image(width: 8, height: 8, channels: 1, repeating: 0.1).write(to: other + "/c.png")
+        try fm.createSymbolicLink(atPath: dir + "/linked", withDestinationPath: other)
+        XCTAssertEqual(ImageFolderDataset.listImageFiles(dir).map { ($0 as NSString).lastPathComponent }.sorted(), ["a.png", "b.png", "c.png"])
+
+        try fm.createSymbolicLink(atPath: dir + "/dangling.png", withDestinationPath: dir + "/missing.png")
+        XCTAssertEqual(mkfifo(dir + "/pipe.png", 0o644), 0)
+        XCTAssertThrowsError(try ImageFolderDataset(directory: dir, size: 8)) { error in
+            guard case DatasetError.invalidFiles(let problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(problems.map { ($0.path as NSString).lastPathComponent }, ["dangling.png", "pipe.png"])
+            XCTAssertTrue(problems[0].reason.contains("broken symbolic link"), problems[0].reason)
+            XCTAssertTrue(problems[1].reason.contains("not a regular file"), problems[1].reason)
+        }
+        XCTAssertThrowsError(try Image(contentsOf: dir + "/pipe.png")) { XCTAssertTrue("\($0)".contains("pipe.png")) }
+        XCTAssertEqual(try ImageFolderDataset(directory: dir, size: 8, skipInvalid: true, warn: { _ in }).count, 3)
+
+        let idxDir = try makeTempDir(self)
+        try Data([0, 0, 8, 1, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: idxDir + "/t10k-images-idx3-ubyte.gz"))
+        XCTAssertThrowsError(try ImageFolderDataset(directory: idxDir, size: 8)) { error in
+            XCTAssertTrue("\(error)".contains("IDX files: pass one of them, e.g. \(idxDir)/t10k-images-idx3-ubyte.gz"), "\(error)")
+        }
+    }
+
     func idx(_ type: UInt8, _ shape: [Int], payload: [UInt8]) -> [UInt8] {
         var b: [UInt8] = [0, 0, type, UInt8(shape.count)]
         for d in shape { b += [UInt8(d >> 24 & 0xFF), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }

@@ -36,7 +36,11 @@ public enum DatasetError: Error, Equatable, Sendable, LocalizedError, CustomStri
         switch self {
         case .folderNotFound(let p): return "\(p): image folder not found (or not a directory)"
         case .noImages(let p):
-            return "\(p): no image files found (looked recursively for .png, .jpg, .jpeg; hidden files are ignored)"
+            // A folder of IDX files (e.g. MNIST's *-ubyte files) is a common mix-up: point at them.
+            let idx = ((try? FileManager.default.contentsOfDirectory(atPath: p)) ?? [])
+                .filter { $0.contains("-ubyte") || $0.lowercased().contains(".idx") }.sorted()
+            let hint = idx.first.map { "; it holds IDX files: pass one of them, e.g. \((p as NSString).appendingPathComponent($0))" } ?? ""
+            return "\(p): no image files found (looked recursively for .png, .jpg, .jpeg, .jpe, .jfif; hidden files are ignored)\(hint)"
         case .invalidFiles(let problems):
             return "\(problems.count) invalid image file\(problems.count == 1 ? "" : "s") (fix or remove them, or skip them with --skip-invalid):\n"
                 + problems.map { "  \($0.path): \($0.reason)" }.joined(separator: "\n")
@@ -181,18 +185,25 @@ public final class ImageFolderDataset {
     }
 
     /// Image files under `directory`, recursively, sorted; hidden entries and non-image
-    /// extensions ignored.
+    /// extensions ignored. Symbolic links to folders are followed (as torchvision's `ImageFolder`
+    /// does), but no folder is entered twice (compared by device and inode), so a link loop such as
+    /// `self -> .` or `up -> ..` ends. Entries with an image extension are listed whatever they
+    /// are (a broken link, a named pipe, a device), so that decoding names them as bad files
+    /// instead of skipping them silently or blocking on them.
     public static func listImageFiles(_ directory: String) -> [String] {
         var out: [String] = []
         var stack = [directory]
+        var visited = Set<FolderIdentity>()
         let fm = FileManager.default
         while let dir = stack.popLast() {
+            var st = stat()
+            guard stat(dir, &st) == 0, visited.insert(FolderIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))).inserted
+            else { continue }
             guard let names = try? fm.contentsOfDirectory(atPath: dir) else { continue }
             for name in names where !name.hasPrefix(".") {
                 let path = dir.hasSuffix("/") ? dir + name : dir + "/" + name
-                var isDir: ObjCBool = false
-                guard fm.fileExists(atPath: path, isDirectory: &isDir) else { continue }
-                if isDir.boolValue {
+                var entry = stat()
+                if stat(path, &entry) == 0 && (entry.st_mode & S_IFMT) == S_IFDIR {
                     stack.append(path)
                 } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
                     out.append(path)
@@ -200,6 +211,11 @@ public final class ImageFolderDataset {
             }
         }
         return out.sorted()
+    }
+
+    /// A folder's identity for loop detection: `st_dev` and `st_ino` of `stat(2)`.
+    private struct FolderIdentity: Hashable {
+        let device: UInt64, inode: UInt64
     }
 
     /// Sample `index` as an image (`size` x `size` x `channels`, [0, 1]).

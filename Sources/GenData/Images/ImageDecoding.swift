@@ -182,14 +182,26 @@ func decodeError(_ rc: Int32, msg: [CChar], bytes: [UInt8], path: String) -> Ima
     }
 }
 
-/// Reads a whole file into memory with clear errors (missing, directory, permission).
+/// Reads a whole file into memory with clear errors (missing, broken symbolic link, directory,
+/// not a regular file, permission). Opened non-blocking, so a named pipe or device given as an
+/// image is refused at once instead of waiting for a writer.
 func readImageFile(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw ImageError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    if fd < 0 {
+        let code = errno
+        var link = stat()
+        if code == ENOENT, lstat(path, &link) == 0, (link.st_mode & S_IFMT) == S_IFLNK {
+            throw ImageError.unreadable(path: path, reason: "broken symbolic link (its target does not exist)")
+        }
+        throw ImageError.unreadable(path: path, reason: String(cString: strerror(code)))
+    }
     defer { close(fd) }
     var st = stat()
     if fstat(fd, &st) != 0 { throw ImageError.unreadable(path: path, reason: String(cString: strerror(errno))) }
     if (st.st_mode & S_IFMT) == S_IFDIR { throw ImageError.unreadable(path: path, reason: "is a directory") }
+    if (st.st_mode & S_IFMT) != S_IFREG {
+        throw ImageError.unreadable(path: path, reason: "not a regular file (a named pipe, socket or device)")
+    }
     let size = Int(st.st_size)
     if size > 1 << 34 { throw ImageError.unreadable(path: path, reason: "file too large (\(size) bytes)") }
     var bytes = [UInt8](repeating: 0, count: size)
