@@ -43,13 +43,22 @@ func restoreParameters(_ parameters: [Tensor], from ckpt: Checkpoint, path: Stri
     for (p, t) in pairs { p.assign(t) }
 }
 
-/// Restores an optimizer's moments (stored under `prefix`) and step count.
-/// - Throws: `OptimizerError` for missing or mis-shaped state.
+/// Restores an optimizer's moments (stored under `prefix`) and step count, strictly: a moment
+/// holding NaN or ±∞ would turn the first resumed update non-finite, so it is refused here.
+/// - Throws: ``StudioError/incompatibleCheckpoint(path:reason:)`` naming `path` for missing,
+///   mis-shaped or non-finite state.
 func restoreOptimizer(_ optimizer: Optimizer, prefix: String = optimizerStatePrefix, step: Int,
-                      parameters: [Tensor], from ckpt: Checkpoint) throws {
+                      parameters: [Tensor], from ckpt: Checkpoint, path: String) throws {
     var state: [String: Tensor] = [:]
-    for (k, v) in ckpt.tensors where k.hasPrefix(prefix) { state[String(k.dropFirst(prefix.count))] = v }
-    try optimizer.loadState(state, step: step, parameters: parameters)
+    for (k, v) in ckpt.tensors where k.hasPrefix(prefix) {
+        guard allFinite([v]) else {
+            throw StudioError.incompatibleCheckpoint(path: path, reason: "optimizer state \(k) holds non-finite values")
+        }
+        state[String(k.dropFirst(prefix.count))] = v
+    }
+    do { try optimizer.loadState(state, step: step, parameters: parameters) } catch {
+        throw StudioError.incompatibleCheckpoint(path: path, reason: "\(error)")
+    }
 }
 
 /// Puts parameters (by name) and optimizer state (under `prefix`) into a checkpoint.

@@ -255,6 +255,23 @@ final class VAETrainingTests: XCTestCase {
         XCTAssertThrowsError(try VAETrainer(config: tinyVAEConfig(data: data, steps: 2), resume: junk, output: nil, arguments: [], progress: SilentProgress()))
         XCTAssertEqual(try Data(contentsOf: junk), hash)
         XCTAssertThrowsError(try VAEModel.load(from: junk))
+
+        // Finite weights but a NaN Adam moment: refused on resume, naming the file and the tensor
+        // (not accepted and then blamed on the learning rate at the first step).
+        let good = try train(tinyVAEConfig(data: data, steps: 2), output: dir.appendingPathComponent("good"))
+        var ckpt = try Checkpoint.load(from: good.checkpoint)
+        let key = try XCTUnwrap(ckpt.tensors.keys.sorted().first { $0.hasPrefix("optimizer/") && $0.contains("/v/") })
+        let moment = try XCTUnwrap(ckpt.tensors[key])
+        var values = moment.scalars
+        values[0] = .nan
+        ckpt.tensors[key] = Tensor(shape: moment.shape, scalars: values)
+        let poisoned = dir.appendingPathComponent("poisoned.safetensors")
+        try ckpt.save(to: poisoned)
+        XCTAssertThrowsError(try VAETrainer(config: tinyVAEConfig(data: data, steps: 4), resume: poisoned, output: nil,
+                                            arguments: [], progress: SilentProgress())) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("poisoned.safetensors") && text.contains("optimizer state \(key)") && text.contains("non-finite"), text)
+        }
     }
 
     /// The data-parallel step (2 partitions) gives the gradients of the whole batch (summation order aside).

@@ -240,9 +240,7 @@ public final class GANTrainer {
         try restoreParameters(generator.parameters + discriminator.parameters, from: ckpt, path: path)
         for (prefix, opt, params) in [(GANKeys.dOptimizer, dOptimizer, discriminator.parameters),
                                       (GANKeys.gOptimizer, gOptimizer, generator.parameters)] {
-            do { try restoreOptimizer(opt, prefix: prefix, step: step, parameters: params, from: ckpt) } catch {
-                throw StudioError.incompatibleCheckpoint(path: path, reason: "\(error)")
-            }
+            try restoreOptimizer(opt, prefix: prefix, step: step, parameters: params, from: ckpt, path: path)
         }
     }
 

@@ -345,7 +345,7 @@ public final class TextTrainer {
     static func restore(model: TextModel, optimizer: Optimizer, from ckpt: Checkpoint, path: String) throws {
         try restoreParameters(model.parameters, from: ckpt, path: path)
         let st = try ckpt.metadataIfPresent(TextTrainingState.self, forKey: TextKeys.state)
-        try restoreOptimizer(optimizer, step: st?.step ?? 0, parameters: model.parameters, from: ckpt)
+        try restoreOptimizer(optimizer, step: st?.step ?? 0, parameters: model.parameters, from: ckpt, path: path)
     }
 
     /// The model being trained.

@@ -211,7 +211,7 @@ public final class VAETrainer {
         if let restored {
             let path = resume?.path ?? ""
             try restoreParameters(model.parameters, from: restored.checkpoint, path: path)
-            try restoreOptimizer(optimizer, step: restored.state.step, parameters: model.parameters, from: restored.checkpoint)
+            try restoreOptimizer(optimizer, step: restored.state.step, parameters: model.parameters, from: restored.checkpoint, path: path)
             guard restored.state.position.indexInEpoch <= data.trainCount, restored.state.step >= 0, restored.state.epoch >= 0 else {
                 throw StudioError.incompatibleCheckpoint(path: path, reason: "its data position does not fit \(data.trainCount) training images (different --data?)")
             }
