@@ -309,6 +309,10 @@ final class TextTrainingTests: XCTestCase {
         XCTAssertEqual(sa?.epoch, sb?.epoch)
         XCTAssertEqual(sa?.batchInEpoch, sb?.batchInEpoch)
         XCTAssertEqual(sa?.rng, sb?.rng, "\(v.name): random state differs after resume")
+        // The running epoch's train-loss sums travel in the checkpoint: after the resume they are
+        // those of the uninterrupted run (so the epoch's metrics.csv row covers the whole epoch).
+        XCTAssertEqual(sa?.epochLossCount, sb?.epochLossCount, "\(v.name): epoch loss count differs after resume")
+        XCTAssertEqual(sa?.epochLossSum, sb?.epochLossSum, "\(v.name): epoch loss sum differs after resume")
         XCTAssertEqual(whole.samples.map(\.text), leg2.samples.map(\.text), "\(v.name): final samples differ")
     }
 

@@ -111,6 +111,15 @@ final class VAETrainingTests: XCTestCase {
         XCTAssertEqual(try ca.randomGenerator(), try cb.randomGenerator())
         XCTAssertEqual(ca.metadata[Checkpoint.Key.dataPosition], cb.metadata[Checkpoint.Key.dataPosition])
         XCTAssertEqual(full.evaluation, resumed.evaluation)
+        // The epoch interrupted at step 7 (steps 7–9) reports the same train loss as without the
+        // interruption: the epoch's loss sums travel in the checkpoint.
+        func trainLoss(_ folder: URL, step: String) throws -> String? {
+            let rows = try String(contentsOf: folder.appendingPathComponent("metrics.csv"), encoding: .utf8)
+                .split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            return rows.last { $0.first == step }?[2]
+        }
+        let epochEnd = try XCTUnwrap(try trainLoss(full.folder, step: "9"))
+        XCTAssertEqual(try trainLoss(resumed.folder, step: "9"), epochEnd)
     }
 
     /// A NaN loss stops at that step: the last good checkpoint stays byte for byte, no picture is written.

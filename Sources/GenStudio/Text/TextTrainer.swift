@@ -135,6 +135,32 @@ public struct TextTrainingState: Codable, Equatable {
     /// weights of that step.
     public var bestValidationBitsPerCharacter: Double?
     public var bestValidationStep: Int?
+    /// Sum of the current epoch's training losses (nats per character) and the number of steps
+    /// summed, so that an epoch's train loss in `metrics.csv` covers all of it across a resume.
+    public var epochLossSum = 0.0
+    public var epochLossCount = 0
+
+    /// A fresh state at step 0.
+    public init(rng: RandomGenerator) { self.rng = rng }
+
+    private enum CodingKeys: String, CodingKey {
+        case step, epoch, batchInEpoch, rng, elapsed, bestValidationBitsPerCharacter, bestValidationStep, epochLossSum, epochLossCount
+    }
+
+    /// Decodes a state; the epoch loss sums are absent from checkpoints written before they were
+    /// kept, and are then 0.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        step = try c.decode(Int.self, forKey: .step)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        batchInEpoch = try c.decode(Int.self, forKey: .batchInEpoch)
+        rng = try c.decode(RandomGenerator.self, forKey: .rng)
+        elapsed = try c.decodeIfPresent(Double.self, forKey: .elapsed) ?? 0
+        bestValidationBitsPerCharacter = try c.decodeIfPresent(Double.self, forKey: .bestValidationBitsPerCharacter)
+        bestValidationStep = try c.decodeIfPresent(Int.self, forKey: .bestValidationStep)
+        epochLossSum = try c.decodeIfPresent(Double.self, forKey: .epochLossSum) ?? 0
+        epochLossCount = try c.decodeIfPresent(Int.self, forKey: .epochLossCount) ?? 0
+    }
 }
 
 /// What a finished training run reports.
@@ -491,7 +517,6 @@ public final class TextTrainer {
         if state.step > 0 { progress.report(.info("resuming at step \(state.step), epoch \(state.epoch + 1), batch \(state.batchInEpoch)")) }
 
         let params = model.parameters
-        var epochLossSum = 0.0, epochLossCount = 0
         var lastTrainBPC: Double?
         var lastValBPC: Double?
         var lastValStep = -1     // the step lastValBPC was measured at
@@ -505,7 +530,7 @@ public final class TextTrainer {
             lastValBPC = validationBitsPerCharacter()
             lastValStep = state.step
             try noteValidation(lastValBPC, elapsed: elapsedTotal())
-            let trainBPC = epochLossCount > 0 ? epochLossSum / Double(epochLossCount) * bitsPerNat : nil
+            let trainBPC = state.epochLossCount > 0 ? state.epochLossSum / Double(state.epochLossCount) * bitsPerNat : nil
             if let trainBPC { lastTrainBPC = trainBPC }
             var values: [(String, Double)] = []
             if let trainBPC { values.append(("train bits/char", trainBPC)) }
@@ -518,7 +543,7 @@ public final class TextTrainer {
                 String(format: "%.1f", elapsedTotal()), String(format: "%.1f", meter.rate)])
             let samples = makeSamples(epoch: epochDone)
             try writeSamples(samples, name: String(format: "epoch-%03d-step-%d.txt", epochDone, state.step))
-            epochLossSum = 0; epochLossCount = 0
+            state.epochLossSum = 0; state.epochLossCount = 0
         }
 
         training: while true {
@@ -566,7 +591,7 @@ public final class TextTrainer {
 
             state.step += 1
             state.batchInEpoch += 1
-            epochLossSum += lossValue; epochLossCount += 1
+            state.epochLossSum += lossValue; state.epochLossCount += 1
             meter.record(units: Double(chunk.count), seconds: Date().timeIntervalSince(stepStart))
             let eta = totalSteps.flatMap { total in meter.eta(remaining: Double(total - state.step) * Double(batch)) }
             progress.report(.step(step: state.step, totalSteps: totalSteps, epoch: state.epoch + 1,
@@ -605,8 +630,8 @@ public final class TextTrainer {
         // Final evaluation, samples and checkpoint (unless an epoch just ended and did all that).
         state.elapsed = elapsedTotal()
         var finalSamples: [(temperature: Float, text: String)]
-        if state.batchInEpoch != 0 || lastCheckpoint == nil || epochLossCount > 0 {
-            if epochLossCount > 0 { lastTrainBPC = epochLossSum / Double(epochLossCount) * bitsPerNat }
+        if state.batchInEpoch != 0 || lastCheckpoint == nil || state.epochLossCount > 0 {
+            if state.epochLossCount > 0 { lastTrainBPC = state.epochLossSum / Double(state.epochLossCount) * bitsPerNat }
             if lastValStep != state.step {
                 lastValBPC = validationBitsPerCharacter()
                 try noteValidation(lastValBPC, elapsed: state.elapsed)

@@ -87,6 +87,31 @@ public struct VAETrainingState: Codable, Equatable {
     public var rng: RandomGenerator
     /// Seconds of training done in earlier sessions.
     public var elapsed: Double = 0
+    /// Sum of the current epoch's training losses weighted by batch size (nats) and the images
+    /// summed, so that an epoch's train loss in `metrics.csv` covers all of it across a resume.
+    public var epochLossSum = 0.0
+    public var epochImages = 0
+
+    /// A fresh state at step 0.
+    public init(position: DataPosition, rng: RandomGenerator) {
+        self.position = position
+        self.rng = rng
+    }
+
+    private enum CodingKeys: String, CodingKey { case step, epoch, position, rng, elapsed, epochLossSum, epochImages }
+
+    /// Decodes a state; the epoch loss sums are absent from checkpoints written before they were
+    /// kept, and are then 0.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        step = try c.decode(Int.self, forKey: .step)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        position = try c.decode(DataPosition.self, forKey: .position)
+        rng = try c.decode(RandomGenerator.self, forKey: .rng)
+        elapsed = try c.decodeIfPresent(Double.self, forKey: .elapsed) ?? 0
+        epochLossSum = try c.decodeIfPresent(Double.self, forKey: .epochLossSum) ?? 0
+        epochImages = try c.decodeIfPresent(Int.self, forKey: .epochImages) ?? 0
+    }
 }
 
 /// The test negative ELBO and its terms, in nats per image.
@@ -346,15 +371,17 @@ public final class VAETrainer {
 
         let params = model.parameters
         let metricsHeader = ["step", "epoch", "train_loss", "test_neg_elbo", "test_reconstruction", "test_kl", "elapsed_s", "samples_per_s"]
-        var epochLoss = 0.0, epochImages = 0
         var lastTrain: Double?
         var lastEval: VAEEvaluation?
         var pictures: [URL] = []
         var stopReason = "completed"
         var meter = ThroughputMeter()
+        var stepsSinceRound = 0     // steps of this session since the last evaluation round
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
-        func endOfRound(epochLabel: Int, prefix: String) throws {
-            let trainLoss = epochImages > 0 ? epochLoss / Double(epochImages) : nil
+        // `endOfEpoch`: the epoch's sums start again; at a stop mid-epoch they are kept (and
+        // checkpointed), so the epoch's row after a resume covers the whole epoch.
+        func endOfRound(epochLabel: Int, prefix: String, endOfEpoch: Bool) throws {
+            let trainLoss = state.epochImages > 0 ? state.epochLossSum / Double(state.epochImages) : nil
             if let trainLoss { lastTrain = trainLoss }
             let ev = evaluate(round: epochLabel)
             lastEval = ev
@@ -367,7 +394,8 @@ public final class VAETrainer {
                 String(format: "%.4f", ev.negativeELBO), String(format: "%.4f", ev.reconstruction), String(format: "%.4f", ev.kl),
                 String(format: "%.1f", elapsedTotal()), String(format: "%.1f", meter.rate)])
             pictures = try writePictures(prefix: prefix)
-            epochLoss = 0; epochImages = 0
+            if endOfEpoch { state.epochLossSum = 0; state.epochImages = 0 }
+            stepsSinceRound = 0
         }
 
         while true {
@@ -399,7 +427,8 @@ public final class VAETrainer {
             }
             state.step += 1
             state.position = sampler.position
-            epochLoss += lossValue * Double(indices.count); epochImages += indices.count
+            state.epochLossSum += lossValue * Double(indices.count); state.epochImages += indices.count
+            stepsSinceRound += 1
             meter.record(units: Double(indices.count), seconds: Date().timeIntervalSince(stepStart))
             let eta = totalSteps.flatMap { total in meter.eta(remaining: Double(total - state.step) * Double(batch)) }
             progress.report(.step(step: state.step, totalSteps: totalSteps, epoch: state.epoch + 1, loss: lossValue,
@@ -407,7 +436,7 @@ public final class VAETrainer {
             if sampler.epochFinished {
                 state.epoch += 1
                 state.elapsed = elapsedTotal()
-                try endOfRound(epochLabel: state.epoch, prefix: String(format: "epoch-%03d", state.epoch))
+                try endOfRound(epochLabel: state.epoch, prefix: String(format: "epoch-%03d", state.epoch), endOfEpoch: true)
                 try saveCheckpoint()
             } else if let every = config.checkpointEvery, state.step % every == 0 {
                 state.elapsed = elapsedTotal()
@@ -416,8 +445,8 @@ public final class VAETrainer {
         }
 
         state.elapsed = elapsedTotal()
-        if epochImages > 0 || lastCheckpoint == nil {
-            try endOfRound(epochLabel: state.epoch + 1, prefix: String(format: "final-step-%d", state.step))
+        if stepsSinceRound > 0 || lastCheckpoint == nil {
+            try endOfRound(epochLabel: state.epoch + 1, prefix: String(format: "final-step-%d", state.step), endOfEpoch: false)
             try saveCheckpoint()
         } else if lastEval == nil {
             lastEval = evaluate(round: state.epoch)

@@ -1,0 +1,33 @@
+import Foundation
+import XCTest
+import GenTensor
+import GenData
+@testable import GenStudio
+
+/// Training states from checkpoints written before the epoch loss sums were kept still load.
+final class TrainingStateCompatibilityTests: XCTestCase {
+    /// `state` encoded as JSON without `keys`, decoded again.
+    func withoutKeys<T: Codable>(_ state: T, _ keys: [String]) throws -> T {
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(state)) as? [String: Any])
+        for k in keys { XCTAssertNotNil(object.removeValue(forKey: k), "no key \(k)") }
+        return try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: object))
+    }
+
+    func testTextStateWithoutEpochSums() throws {
+        var s = TextTrainingState(rng: RandomGenerator(seed: 3))
+        s.step = 17; s.epoch = 2; s.batchInEpoch = 4; s.epochLossSum = 12.5; s.epochLossCount = 5
+        XCTAssertEqual(try JSONDecoder().decode(TextTrainingState.self, from: JSONEncoder().encode(s)), s)
+        let old = try withoutKeys(s, ["epochLossSum", "epochLossCount"])
+        XCTAssertEqual(old.step, 17); XCTAssertEqual(old.batchInEpoch, 4); XCTAssertEqual(old.rng, s.rng)
+        XCTAssertEqual(old.epochLossSum, 0); XCTAssertEqual(old.epochLossCount, 0)
+    }
+
+    func testVAEStateWithoutEpochSums() throws {
+        var s = VAETrainingState(position: DataPosition(seed: 5), rng: RandomGenerator(seed: 4))
+        s.step = 9; s.epoch = 1; s.elapsed = 3.5; s.epochLossSum = 1234.5; s.epochImages = 96
+        XCTAssertEqual(try JSONDecoder().decode(VAETrainingState.self, from: JSONEncoder().encode(s)), s)
+        let old = try withoutKeys(s, ["epochLossSum", "epochImages"])
+        XCTAssertEqual(old.step, 9); XCTAssertEqual(old.elapsed, 3.5); XCTAssertEqual(old.position, s.position)
+        XCTAssertEqual(old.epochLossSum, 0); XCTAssertEqual(old.epochImages, 0)
+    }
+}
