@@ -93,15 +93,16 @@ public enum VAEPictures {
     ]
 
     /// A scatter plot of 2-D points coloured by label, as an RGB image of `size`×`size` (+ a legend strip
-    /// of one colour swatch per label on the right): white background, gray axes through the origin,
-    /// light grid lines at every integer, each point a 3×3 dot. Both axes share one scale; the plotted
-    /// window is centred on the points and covers their 0.5th to 99.5th percentiles on each axis with
-    /// a 10% margin (outliers beyond it are clamped to the border).
+    /// on the right: one colour swatch per label with the label's number): white background, gray axes
+    /// through the origin, light grid lines at every integer, each point a 3×3 dot. Both axes share one
+    /// scale; the plotted window is centred on the points and covers their 0.5th to 99.5th percentiles
+    /// (linearly interpolated, as numpy's default) on each axis with a 10% margin (outliers beyond it
+    /// are clamped to the border); points that all coincide get a window of ±1 around them.
     /// - Parameters:
     ///   - points: `[(x, y)]` latent means (non-finite points are skipped).
     ///   - labels: one label ≥ 0 per point, or nil (one colour).
     public static func scatterPlot(points: [(Float, Float)], labels: [Int]?, size: Int = 512) -> Image {
-        let legend = labels == nil ? 0 : 24
+        let legend = labels == nil ? 0 : 40
         let w = size + legend, h = size
         var img = Image(width: w, height: h, channels: 3, repeating: 1)
         let finite = points.enumerated().filter { $0.element.0.isFinite && $0.element.1.isFinite }
@@ -109,10 +110,15 @@ public enum VAEPictures {
         func bounds(_ v: [Float]) -> (Float, Float) {
             guard !v.isEmpty else { return (-1, 1) }
             let s = v.sorted()
-            return (s[Int(Double(s.count - 1) * 0.005)], s[Int(Double(s.count - 1) * 0.995)])
+            func quantile(_ q: Double) -> Float {
+                let r = Double(s.count - 1) * q, i = Int(r), f = Float(r - Double(i))
+                return i + 1 < s.count ? s[i] + (s[i + 1] - s[i]) * f : s[i]
+            }
+            return (quantile(0.005), quantile(0.995))
         }
         let (x0, x1) = bounds(finite.map { $0.element.0 }), (y0, y1) = bounds(finite.map { $0.element.1 })
-        let extent = max(max(x1 - x0, y1 - y0) * 0.55, 1e-3)   // half the plotted span
+        let span = max(x1 - x0, y1 - y0)
+        let extent = span > 1e-6 ? span * 0.55 : 1      // half the plotted span
         let cx = (x0 + x1) / 2, cy = (y0 + y1) / 2
         let margin = 6
         func px(_ v: Float, _ c: Float) -> Int { Int((((v - c) / extent + 1) / 2 * Float(size - 2 * margin)).rounded()) + margin }
@@ -140,6 +146,7 @@ public enum VAEPictures {
             let classes = min((labels.max() ?? 0) + 1, palette.count)
             for k in 0..<classes {
                 for y in (8 + k * 20)..<(8 + k * 20 + 14) { for x in (size + 5)..<(size + 19) { set(x, y, palette[k]) } }
+                ChartFont.draw(String(k), left: size + 23, top: 8 + k * 20 + 3, scale: 1, color: (0, 0, 0), plot: set)
             }
         }
         return img

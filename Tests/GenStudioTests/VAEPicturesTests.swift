@@ -1,0 +1,47 @@
+import XCTest
+import GenData
+@testable import GenStudio
+
+/// The latent scatter plot on small evaluation sets (the window used to collapse onto one point).
+final class VAEPicturesTests: XCTestCase {
+    /// Columns and rows of pixels drawn in `colour` inside the plot area.
+    func extent(of colour: (Float, Float, Float), in im: Image, size: Int) -> (xs: ClosedRange<Int>, ys: ClosedRange<Int>)? {
+        var xs: [Int] = [], ys: [Int] = []
+        for y in 0..<size { for x in 0..<size where im[x, y, 0] == colour.0 && im[x, y, 1] == colour.1 && im[x, y, 2] == colour.2 {
+            xs.append(x); ys.append(y)
+        } }
+        guard let x0 = xs.min(), let x1 = xs.max(), let y0 = ys.min(), let y1 = ys.max() else { return nil }
+        return (x0...x1, y0...y1)
+    }
+
+    func testFewPointsStayInsideTheFrame() throws {
+        let size = 256
+        for points in [[(Float(-1.5), Float(0.5)), (2.0, -0.25)],
+                       [(0.1, 0.1), (0.2, 0.4), (-0.3, 0.0), (0.5, -0.2), (0.05, 0.3), (0.4, 0.45)]] {
+            let labels = Array(0..<points.count)
+            let im = VAEPictures.scatterPlot(points: points, labels: labels, size: size)
+            XCTAssertEqual(im.width, size + 40)
+            for k in labels {
+                let e = try XCTUnwrap(extent(of: VAEPictures.palette[k], in: im, size: size), "point \(k) not drawn")
+                // A 3×3 dot well inside the frame: not clamped onto the border.
+                XCTAssertEqual(e.xs.count, 3, "point \(k) of \(points.count)"); XCTAssertEqual(e.ys.count, 3)
+                XCTAssertGreaterThan(e.xs.lowerBound, 4); XCTAssertLessThan(e.xs.upperBound, size - 5)
+                XCTAssertGreaterThan(e.ys.lowerBound, 4); XCTAssertLessThan(e.ys.upperBound, size - 5)
+            }
+            // Each legend swatch has its label's number beside it (black pixels right of the swatch).
+            var black = 0
+            for y in 8..<(8 + points.count * 20) { for x in (size + 21)..<(size + 40) where im[x, y, 0] == 0 { black += 1 } }
+            XCTAssertGreaterThan(black, 8 * points.count)
+        }
+    }
+
+    func testCoincidentPointsGetAUnitWindowWithGridLines() {
+        let size = 128
+        let im = VAEPictures.scatterPlot(points: [(0.5, 0.5), (0.5, 0.5)], labels: nil, size: size)
+        // The window is 0.5 ± 1: the axes through 0 (gray) and grid lines at 1 are drawn.
+        var gray = 0
+        for y in 0..<size { for x in 0..<size where im[x, y, 0] == 0.55 { gray += 1 } }
+        XCTAssertGreaterThan(gray, size)
+        XCTAssertNotNil(extent(of: VAEPictures.palette[0], in: im, size: size))
+    }
+}
