@@ -9,10 +9,15 @@ public struct RunFolder {
     /// Whether this run created the folder (it is removed again if the run fails before writing anything).
     public let created: Bool
 
-    /// Uses `explicit` when given, else `outputs/<generator>/<YYYYMMDD-HHMMSS>` under the current
-    /// directory. Creates the folder.
+    /// Uses `explicit` when given, else a new folder `outputs/<generator>/<YYYYMMDD-HHMMSS>` under the
+    /// current directory (UTC), with `-2`, `-3`, ... appended when a run started in the same second
+    /// already has that name: the default folder is made atomically (`mkdir`), so two runs never
+    /// share one. Creates the folder.
+    /// - Parameter root: the folder default run folders go under (`outputs`, relative to the current directory).
     /// - Throws: ``StudioError/cannotCreateFolder(path:reason:)`` when it cannot be created or is a file.
-    public init(explicit: URL?, generator: String, now: Date = Date()) throws {
+    public init(explicit: URL?, generator: String, now: Date = Date(), root: URL = URL(fileURLWithPath: "outputs")) throws {
+        var isDir: ObjCBool = false
+        var created = false
         if let explicit {
             url = explicit
         } else {
@@ -20,11 +25,26 @@ public struct RunFolder {
             f.locale = Locale(identifier: "en_US_POSIX")
             f.timeZone = TimeZone(identifier: "UTC")
             f.dateFormat = "yyyyMMdd-HHmmss"
-            url = URL(fileURLWithPath: "outputs").appendingPathComponent(generator).appendingPathComponent(f.string(from: now))
+            let parent = root.appendingPathComponent(generator)
+            do { try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
+                throw StudioError.cannotCreateFolder(path: parent.path, reason: (error as NSError).localizedDescription)
+            }
+            let stamp = f.string(from: now)
+            var attempt = 1, candidate = parent.appendingPathComponent(stamp)
+            while mkdir(candidate.path, 0o777) != 0 {
+                let code = errno
+                guard code == EEXIST, attempt < 10_000 else {
+                    throw StudioError.cannotCreateFolder(path: candidate.path, reason: String(cString: strerror(code)))
+                }
+                attempt += 1
+                candidate = parent.appendingPathComponent("\(stamp)-\(attempt)")
+            }
+            url = candidate
+            created = true
         }
-        var isDir: ObjCBool = false
-        var created = false
-        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
+        if created {
+            // Made above.
+        } else if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
             guard isDir.boolValue else {
                 throw StudioError.cannotCreateFolder(path: url.path, reason: "a file with that name exists")
             }

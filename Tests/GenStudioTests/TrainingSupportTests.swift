@@ -32,3 +32,28 @@ final class ThroughputMeterTests: XCTestCase {
         XCTAssertTrue(meter.rate.isFinite)
     }
 }
+
+/// Default run folders are unique even for runs started in the same second.
+final class RunFolderTests: XCTestCase {
+    func testRunsStartedInTheSameSecondGetTheirOwnFolders() throws {
+        let root = try makeStudioTempDir(self).appendingPathComponent("outputs")
+        let now = Date(timeIntervalSince1970: 1_800_000_000)    // 2027-01-15 08:00:00 UTC
+        let folders = try (0..<3).map { _ in try RunFolder(explicit: nil, generator: "vae", now: now, root: root) }
+        XCTAssertEqual(folders.map(\.url.lastPathComponent), ["20270115-080000", "20270115-080000-2", "20270115-080000-3"])
+        XCTAssertTrue(folders.allSatisfy(\.created))
+        // Concurrent starts: every run gets a distinct folder.
+        let lock = NSLock()
+        var names: [String] = []
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            if let f = try? RunFolder(explicit: nil, generator: "gan", now: now, root: root) {
+                lock.lock(); names.append(f.url.lastPathComponent); lock.unlock()
+            }
+        }
+        XCTAssertEqual(names.count, 8)
+        XCTAssertEqual(Set(names).count, 8)
+        // An explicit folder is used as given, existing or not.
+        let explicit = root.appendingPathComponent("mine")
+        XCTAssertEqual(try RunFolder(explicit: explicit, generator: "vae", now: now, root: root).url, explicit)
+        XCTAssertFalse(try RunFolder(explicit: explicit, generator: "vae", now: now, root: root).created)
+    }
+}
