@@ -51,6 +51,7 @@ public struct GANTrain: ParsableCommand {
     @Option(help: "Write a grid from the fixed noise every N steps.") public var sampleEvery: Int = 100
     @Option(help: "Average losses over N steps per metrics.csv row.") public var logEvery: Int = 10
     @Flag(help: "Skip image files that cannot be decoded (with a warning) instead of stopping.") public var skipInvalid = false
+    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
     @OptionGroup public var training: TrainingOptions
     @OptionGroup public var common: CommonOptions
@@ -58,6 +59,7 @@ public struct GANTrain: ParsableCommand {
     public init() {}
 
     public func validate() throws {
+        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
         if !["rmsprop", "adam"].contains(optimizer.lowercased()) {
             throw ValidationError("--optimizer must be rmsprop or adam (got '\(optimizer)')")
         }
@@ -87,6 +89,7 @@ public struct GANTrain: ParsableCommand {
         c.sampleEvery = sampleEvery
         c.logEvery = logEvery
         c.skipInvalid = skipInvalid
+        c.maxPixels = maxPixels
         // Without a stopping criterion, train for the book's 10,000 steps.
         training.applySchedule(to: &c, seed: common.seed) { $0.steps = 10_000 }
         return c

@@ -50,6 +50,7 @@ public struct StyleCommand: ParsableCommand {
     @Flag(help: "Keep the content's colours (transfer in luminance only, YIQ).") public var preserveColors = false
     @Flag(help: "Coarse to fine: optimise at 1/4 and 1/2 of the size first.") public var multiscale = false
     @Option(help: "Also write the image every N iterations.") public var saveEvery: Int?
+    @Option(help: "Largest accepted width×height of an input image's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
     @OptionGroup public var common: CommonOptions
 
@@ -100,6 +101,7 @@ public struct StyleCommand: ParsableCommand {
         c.preserveColors = preserveColors
         c.multiscale = multiscale
         c.saveEvery = saveEvery
+        c.maxPixels = maxPixels
         c.seed = common.seed
         return c
     }

@@ -39,6 +39,7 @@ public struct VAETrain: ParsableCommand {
     @Option(help: "Channels images are converted to: 1 (gray) or 3 (RGB).") public var channels: Int = 1
     @Option(help: "Side of the latent manifold grid written after each epoch (2-D latent space only).") public var manifoldSize: Int = 15
     @Flag(help: "Skip undecodable files of an image folder (with a warning) instead of failing.") public var skipInvalid = false
+    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
     @OptionGroup public var training: TrainingOptions
     @OptionGroup public var common: CommonOptions
@@ -53,6 +54,7 @@ public struct VAETrain: ParsableCommand {
         }
         if channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3 (got \(channels))") }
         if manifoldSize < 2 || manifoldSize > 100 { throw ValidationError("--manifold-size must be in 2...100 (got \(manifoldSize))") }
+        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
     }
 
     /// The trainer configuration these options describe.
@@ -60,6 +62,7 @@ public struct VAETrain: ParsableCommand {
         var c = VAETrainingConfig()
         c.data = data
         c.skipInvalid = skipInvalid
+        c.maxPixels = maxPixels
         c.latentDim = latentDim
         c.beta = beta
         c.imageSize = imageSize
@@ -118,6 +121,7 @@ public struct VAESample: ParsableCommand {
     @Option(help: "Side of the manifold grid.") public var manifoldSize: Int = 15
     @Option(help: "Random seed.") public var seed: UInt64 = 1
     @Option(name: .shortAndLong, help: "Output folder (default: outputs/vae/<timestamp>/).") public var output: String?
+    @Option(help: "Largest accepted width×height of an --interpolate image's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
     public init() {}
 
@@ -130,6 +134,7 @@ public struct VAESample: ParsableCommand {
         }
         if steps < 2 || steps > 1000 { throw ValidationError("--steps must be in 2...1000 (got \(steps))") }
         if manifoldSize < 2 || manifoldSize > 100 { throw ValidationError("--manifold-size must be in 2...100 (got \(manifoldSize))") }
+        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
     }
 
     public func run() throws {
@@ -139,7 +144,7 @@ public struct VAESample: ParsableCommand {
             // Read the interpolation ends before creating any output.
             var ends: [Image] = []
             for path in interpolate {
-                let im = try Image(contentsOf: path, options: ImageDecodeOptions(channels: mc.channels))
+                let im = try Image(contentsOf: path, options: ImageDecodeOptions(channels: mc.channels, maxPixels: maxPixels))
                 ends.append(try im.resizedToFill(width: mc.imageSize, height: mc.imageSize))
             }
             let wantSamples = count != nil || grid != nil || (interpolate.isEmpty && !manifold)

@@ -167,4 +167,30 @@ final class VAECommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("10 training"), r.stderr)
     }
+
+    /// `--max-pixels` is on every command that reads images: a folder image over the limit is
+    /// named (with the option to raise), and a raised limit lets it through.
+    func testMaxPixels() throws {
+        let folder = dir.appendingPathComponent("pics")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for i in 0..<4 {
+            try Image(width: 12, height: 10, channels: 3, pixels: (0..<360).map { Float(($0 + i) % 7) / 7 })
+                .write(to: folder.appendingPathComponent("p\(i).png").path)
+        }
+        try assertCleanFailure(["vae", "train", "--data", folder.path, "--image-size", "8", "--steps", "1", "--max-pixels", "100",
+                                "--output", "o"], code: 2, mentions: ["p0.png", "--max-pixels"])
+        let out = dir.appendingPathComponent("mp")
+        let r = try gen(["vae", "train", "--data", folder.path, "--image-size", "8", "--steps", "1", "--batch-size", "4",
+                         "--manifold-size", "2", "--threads", "1", "--max-pixels", "120", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try assertCleanFailure(["vae", "train", "--max-pixels", "0", "--output", "o"], code: 2, mentions: ["--max-pixels"])
+        let ckpt = out.appendingPathComponent("checkpoint.safetensors")
+        let end = folder.appendingPathComponent("p1.png").path
+        try assertCleanFailure(["vae", "sample", "--checkpoint", ckpt.path, "--interpolate", end, end, "--max-pixels", "50",
+                                "--output", "o"], code: 2, mentions: ["p1.png", "--max-pixels"])
+        XCTAssertEqual(try gen(["vae", "sample", "--checkpoint", ckpt.path, "--interpolate", end, end, "--max-pixels", "120",
+                                "--output", dir.appendingPathComponent("s").path]).status, 0)
+        try assertCleanFailure(["gan", "train", "--data", folder.path, "--image-size", "8", "--steps", "1", "--max-pixels", "100",
+                                "--output", "o"], code: 2, mentions: ["p0.png", "--max-pixels"])
+    }
 }

@@ -53,7 +53,7 @@ public enum ImageError: Error, Equatable, Sendable, LocalizedError, CustomString
         case .unsupportedFeature(_, let r): return r
         case .tooLarge(_, let w, let h, let limit):
             return "image declares \(w)x\(h) pixels (\(w * h)), more than the limit of \(limit) pixels;"
-                + " raise the limit with --max-pixels (where the command has it) if the file is trusted"
+                + " raise the limit with --max-pixels if the file is trusted"
         case .encodingFailed(_, let r): return "cannot encode image: \(r)"
         case .writeFailed(_, let r): return "cannot write image: \(r)"
         case .invalidArgument(let r): return r

@@ -38,11 +38,13 @@ public final class GANImageData {
     /// Loads and checks every image before training starts.
     /// - Parameters:
     ///   - path: a folder, an IDX file, or `mnist` / `fashion-mnist`.
+    ///   - maxPixels: for folders, the largest accepted width×height of a file's header.
     ///   - warn: receives one line per skipped file (with `skipInvalid`).
     /// - Throws: ``GenData/DatasetError`` (folder without images, invalid files listed together,
     ///   IDX with a wrong magic number or truncated, IDX that is not uint8 images, unknown path),
     ///   ``StudioError/invalidOption(_:)`` for a bad size or channel count.
     public static func load(_ path: String, size: Int, channels: Int, skipInvalid: Bool = false,
+                            maxPixels: Int = ImageDecodeOptions.defaultMaxPixels,
                             warn: @escaping (String) -> Void) throws -> GANImageData {
         guard size > 0 && size <= 4096 else { throw StudioError.invalidOption("--image-size must be in 1...4096 (got \(size))") }
         guard channels == 1 || channels == 3 else { throw StudioError.invalidOption("--channels must be 1 or 3 (got \(channels))") }
@@ -50,7 +52,8 @@ public final class GANImageData {
         let fm = FileManager.default
         if fm.fileExists(atPath: path, isDirectory: &isDir) {
             if isDir.boolValue {
-                let ds = try ImageFolderDataset(directory: path, size: size, channels: channels, skipInvalid: skipInvalid, warn: warn)
+                let ds = try ImageFolderDataset(directory: path, size: size, channels: channels, skipInvalid: skipInvalid,
+                                                maxPixels: maxPixels, warn: warn)
                 return GANImageData(summary: "folder \(path): \(ds.count) images" + (ds.skipped.isEmpty ? "" : " (\(ds.skipped.count) skipped)"),
                                     count: ds.count, size: size, channels: channels, folder: ds, memory: [])
             }

@@ -46,6 +46,9 @@ public struct GANTrainingConfig: Codable, Equatable {
     public var logEvery = 10
     /// Drop undecodable files of an image folder with a warning instead of failing.
     public var skipInvalid = false
+    /// Largest accepted width×height of an image file's header (nil: ``GenData/ImageDecodeOptions/defaultMaxPixels``);
+    /// a run-time setting, taken from the command line on resume.
+    public var maxPixels: Int?
     /// No collapse warnings before this step (the first steps of any GAN look collapsed).
     public var collapseWarmupSteps = 200
 
@@ -186,13 +189,15 @@ public final class GANTrainer {
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
             merged.sampleEvery = requested.sampleEvery
             merged.logEvery = requested.logEvery
+            merged.maxPixels = requested.maxPixels
             config = merged
             restored = (ckpt, st)
         }
         self.config = config
 
         data = try GANImageData.load(path, size: config.model.imageSize, channels: config.model.channels,
-                                     skipInvalid: config.skipInvalid, warn: { progress.report(.warning($0)) })
+                                     skipInvalid: config.skipInvalid, maxPixels: config.maxPixels ?? ImageDecodeOptions.defaultMaxPixels,
+                                     warn: { progress.report(.warning($0)) })
         batch = min(config.batchSize, data.count)
 
         var rng = RandomGenerator(seed: config.seed)

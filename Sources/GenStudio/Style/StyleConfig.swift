@@ -1,4 +1,5 @@
 import Foundation
+import GenData
 
 /// Settings of `gen style` (neural style transfer: Gatys, Ecker & Bethge 2016; F. Chollet,
 /// *Deep Learning with Python* §8.3; J. Johnson's neural-style for the options it adds).
@@ -50,6 +51,8 @@ public struct StyleConfig: Codable, Equatable, Sendable {
     public var multiscale = false
     /// Also write the image every N iterations (nil: only the result).
     public var saveEvery: Int?
+    /// Largest accepted width×height of an input image file's header (decompression-bomb guard).
+    public var maxPixels = ImageDecodeOptions.defaultMaxPixels
     /// Seed of the random initial image.
     public var seed: UInt64 = 1
 
@@ -66,6 +69,7 @@ public struct StyleConfig: Codable, Equatable, Sendable {
         if !["lbfgs", "adam"].contains(optimizer) { throw bad("--optimizer must be lbfgs or adam (got '\(optimizer)')") }
         if let l = learningRate, !(l > 0 && l.isFinite) { throw bad("--learning-rate must be positive (got \(l))") }
         if iterations < 1 { throw bad("--iterations must be at least 1 (got \(iterations))") }
+        if maxPixels < 1 { throw bad("--max-pixels must be at least 1 (got \(maxPixels))") }
         if let m = maxEvaluations, m < 1 { throw bad("--max-evaluations must be at least 1 (got \(m))") }
         if historySize < 1 || historySize > 10_000 { throw bad("--history must be in 1...10000 (got \(historySize))") }
         if initialImage.isEmpty { throw bad("--init must be content, random or an image file") }

@@ -84,7 +84,7 @@ public final class StyleTransfer {
             throw StudioError.invalidOption("--style-blend-weights has \(b.count) values for \(styleURLs.count) style images")
         }
         // Images first (cheap, and the most common mistakes).
-        let decode = ImageDecodeOptions(channels: 3)
+        let decode = ImageDecodeOptions(channels: 3, maxPixels: config.maxPixels)
         let contentImage = try Image(contentsOf: contentURL.path, options: decode)
         let styleImages = try styleURLs.map { try Image(contentsOf: $0.path, options: decode) }
         var initialImage: Image?

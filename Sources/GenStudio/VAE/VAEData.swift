@@ -73,9 +73,11 @@ public struct VAEData {
     ///   - data: nil (Fashion-MNIST), a dataset name, an IDX file or folder, or an image folder.
     ///   - size: output side length (> 0); channels: 1 or 3.
     ///   - skipInvalid: for image folders, drop undecodable files with a warning instead of failing.
+    ///   - maxPixels: for image folders, the largest accepted width×height of a file's header.
     /// - Throws: ``GenData/DatasetError`` (not found, bad IDX, bad image files listed, no images),
     ///   ``StudioError/invalidOption(_:)`` for an unusable IDX shape.
     public static func load(data: String?, size: Int, channels: Int, skipInvalid: Bool = false,
+                            maxPixels: Int = ImageDecodeOptions.defaultMaxPixels,
                             warn: @escaping (String) -> Void = { _ in }) throws -> VAEData {
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -100,7 +102,8 @@ public struct VAEData {
                     ? try MNISTDataset.load(name: "mnist", split: .test, searchPaths: [spec]) : nil
                 return try fromMNIST(train: train, test: test, name: "IDX files in \(spec)", size: size, channels: channels)
             }
-            let folder = try ImageFolderDataset(directory: spec, size: size, channels: channels, skipInvalid: skipInvalid, warn: warn)
+            let folder = try ImageFolderDataset(directory: spec, size: size, channels: channels, skipInvalid: skipInvalid,
+                                                maxPixels: maxPixels, warn: warn)
             var all = [Float](repeating: 0, count: folder.count * folder.sampleSize)
             let per = folder.sampleSize
             for i in 0..<folder.count {

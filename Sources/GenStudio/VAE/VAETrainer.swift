@@ -13,6 +13,9 @@ public struct VAETrainingConfig: Codable, Equatable {
     public var data: String?
     /// Drop undecodable files of an image folder with a warning instead of failing.
     public var skipInvalid = false
+    /// Largest accepted width×height of an image file's header (nil: ``GenData/ImageDecodeOptions/defaultMaxPixels``);
+    /// a run-time setting, taken from the command line on resume.
+    public var maxPixels: Int?
     /// Side length the images are converted to (a multiple of 4; book: 28).
     public var imageSize = 28
     /// Channels the images are converted to (1 or 3).
@@ -56,6 +59,7 @@ public struct VAETrainingConfig: Codable, Equatable {
         try modelConfig.validate()
         if !(beta >= 0 && beta.isFinite) { throw bad("--beta must be a finite number ≥ 0 (got \(beta))") }
         if batchSize < 1 { throw bad("--batch-size must be at least 1 (got \(batchSize))") }
+        if let m = maxPixels, m < 1 { throw bad("--max-pixels must be at least 1 (got \(m))") }
         // Training keeps about 300 floats of activations and gradients per input pixel (both conv
         // stacks, im2col scratch): refuse a batch that cannot fit rather than being killed for memory.
         let estimate = Double(batchSize) * Double(imageSize * imageSize) * 300 * 4
@@ -222,12 +226,14 @@ public final class VAETrainer {
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
             merged.data = requested.data ?? stored.data
             merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
+            merged.maxPixels = requested.maxPixels
             config = merged
             restored = (ckpt, st)
         }
         self.config = config
         data = try VAEData.load(data: config.data, size: config.imageSize, channels: config.channels,
-                                skipInvalid: config.skipInvalid, warn: { [progress] in progress.report(.warning($0)) })
+                                skipInvalid: config.skipInvalid, maxPixels: config.maxPixels ?? ImageDecodeOptions.defaultMaxPixels,
+                                warn: { [progress] in progress.report(.warning($0)) })
 
         var rng = RandomGenerator(seed: config.seed)
         model = VAEModel(config: config.modelConfig, using: &rng)
