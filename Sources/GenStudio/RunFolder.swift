@@ -185,7 +185,7 @@ public enum StudioError: Error, CustomStringConvertible {
         case .nonFiniteLoss(let s, let c):
             return "the loss became non-finite (NaN, infinity or above 10^6 bits/char: diverged) at step \(s); training stopped"
                 + (c.map { ", the last good checkpoint is \($0)" } ?? ", no checkpoint had been written yet")
-                + " (try a lower --learning-rate or --clip-norm)"
+                + " (start a new run with a lower --learning-rate or with --clip-norm: a resumed run keeps its checkpoint's settings)"
         case .incompatibleCheckpoint(let p, let r): return "\(p): \(r)"
         }
     }

@@ -166,3 +166,19 @@ struct ThroughputMeter {
     /// Seconds that `remaining` more units should take at ``rate``; nil before the first window closes.
     func eta(remaining: Double) -> TimeInterval? { rate > 0 ? max(remaining, 0) / rate : nil }
 }
+
+/// The long options among `flags` that `arguments` (the command line) gives explicitly, as
+/// `--flag value` or `--flag=value`; arguments after a bare `--` are not options.
+func optionsGiven(_ flags: [String], in arguments: [String]) -> [String] {
+    let options = arguments.prefix { $0 != "--" }
+    return flags.filter { f in options.contains { $0 == f || $0.hasPrefix(f + "=") } }
+}
+
+/// The warning a resumed run gives when the command line sets options it does not apply (the
+/// model and training settings come from the checkpoint, so that the run continues exactly);
+/// nil when there are none.
+func ignoredOnResumeWarning(_ given: [String], resume: URL) -> String? {
+    guard !given.isEmpty else { return nil }
+    return "resuming from \(resume.path): \(given.joined(separator: ", ")) ignored; a resumed run keeps the model and "
+        + "training settings stored in its checkpoint (start a new run, without --resume, to change them)"
+}

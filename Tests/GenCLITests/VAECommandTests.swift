@@ -125,9 +125,12 @@ final class VAECommandTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("s1/samples.png")),
                        try Data(contentsOf: dir.appendingPathComponent("s2/samples.png")))
         // Resume through the binary continues the step count.
-        let r3 = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "6", "--threads", "1"])
+        // Model and training options given with --resume are not applied, and the user is told so.
+        let r3 = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "6", "--threads", "1", "--latent-dim", "8", "--learning-rate=0.5"])
         XCTAssertEqual(r3.status, 0, r3.stderr)
         XCTAssertTrue(r3.out.contains("after 6 steps"), r3.out)
+        XCTAssertTrue(r3.stderr.contains("--latent-dim, --learning-rate ignored"), r3.stderr)
+        XCTAssertTrue(r3.stderr.contains("latent dimension 2"), r3.stderr)
     }
 
     func testVAEBadInputs() throws {

@@ -33,6 +33,18 @@ final class ThroughputMeterTests: XCTestCase {
     }
 }
 
+/// Options given on the command line of a resumed run, found for the warning.
+final class ResumeOptionTests: XCTestCase {
+    func testOptionsGiven() {
+        let args = ["gen", "vae", "train", "--resume", "c.safetensors", "--latent-dim", "8", "--beta=2", "--steps", "9", "--", "--seed"]
+        XCTAssertEqual(optionsGiven(["--latent-dim", "--beta", "--seed", "--learning-rate"], in: args), ["--latent-dim", "--beta"])
+        XCTAssertEqual(optionsGiven(["--beta"], in: ["gen", "--beta-x", "1"]), [])
+        XCTAssertNil(ignoredOnResumeWarning([], resume: URL(fileURLWithPath: "/r/c.safetensors")))
+        let w = ignoredOnResumeWarning(["--latent-dim", "--beta"], resume: URL(fileURLWithPath: "/r/c.safetensors"))
+        XCTAssertTrue(w?.contains("/r/c.safetensors: --latent-dim, --beta ignored") ?? false, w ?? "")
+    }
+}
+
 /// Default run folders are unique even for runs started in the same second.
 final class RunFolderTests: XCTestCase {
     func testRunsStartedInTheSameSecondGetTheirOwnFolders() throws {

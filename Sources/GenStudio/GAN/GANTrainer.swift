@@ -190,6 +190,10 @@ public final class GANTrainer {
             merged.sampleEvery = requested.sampleEvery
             merged.logEvery = requested.logEvery
             merged.maxPixels = requested.maxPixels
+            let kept = ["--image-size", "--channels", "--latent-dim", "--generator-filters", "--discriminator-filters", "--optimizer",
+                        "--d-learning-rate", "--g-learning-rate", "--beta", "--clip-value", "--label-noise", "--label-smoothing",
+                        "--batch-size", "--learning-rate", "--seed"]
+            if let w = ignoredOnResumeWarning(optionsGiven(kept, in: arguments), resume: resume) { progress.report(.warning(w)) }
             config = merged
             restored = (ckpt, st)
         }

@@ -281,6 +281,9 @@ public final class TextTrainer {
             merged.timeLimitMinutes = requested.timeLimitMinutes
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
             merged.evaluateEvery = requested.evaluateEvery ?? stored.evaluateEvery
+            let kept = ["--layers", "--units", "--dropout", "--seq-length", "--window-step", "--targets", "--optimizer", "--lr-decay",
+                        "--clip-norm", "--clip-value", "--validation-split", "--sample-length", "--batch-size", "--learning-rate", "--seed"]
+            if let w = ignoredOnResumeWarning(optionsGiven(kept, in: arguments), resume: resume) { progress.report(.warning(w)) }
             do { try merged.validate() } catch {
                 throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "its stored training settings are invalid: \(error)")
             }

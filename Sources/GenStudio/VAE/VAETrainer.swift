@@ -160,7 +160,7 @@ public enum VAEError: Error, CustomStringConvertible, LocalizedError {
         case .nonFiniteLoss(let s, let c):
             return "the loss became non-finite (NaN, infinity or above 10^8 nats per image: diverged) at step \(s); training stopped"
                 + (c.map { ", the last good checkpoint is \($0)" } ?? ", no checkpoint had been written yet")
-                + " (try a lower --learning-rate)"
+                + " (start a new run with a lower --learning-rate: a resumed run keeps its checkpoint's settings)"
         }
     }
     public var errorDescription: String? { description }
@@ -227,6 +227,8 @@ public final class VAETrainer {
             merged.data = requested.data ?? stored.data
             merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
             merged.maxPixels = requested.maxPixels
+            let kept = ["--latent-dim", "--beta", "--image-size", "--channels", "--manifold-size", "--batch-size", "--learning-rate", "--seed"]
+            if let w = ignoredOnResumeWarning(optionsGiven(kept, in: arguments), resume: resume) { progress.report(.warning(w)) }
             config = merged
             restored = (ckpt, st)
         }
