@@ -148,8 +148,10 @@ extension GANTrainingConfig: TrainingSchedule {}
 /// second, with an ETA of hours, after every epoch end. The ETA therefore leaves out the time of
 /// the evaluations still to come.
 struct ThroughputMeter {
-    /// Units per second over the last closed window; 0 until the first window closes.
-    private(set) var rate = 0.0
+    /// Units per second over the last closed window; before the first window closes, over the steps
+    /// so far (so a run shorter than a window still reports a rate); 0 before any timed step.
+    var rate: Double { closedRate > 0 ? closedRate : (seconds > 0 ? units / seconds : 0) }
+    private var closedRate = 0.0
     private var units = 0.0, seconds = 0.0, steps = 0
 
     /// Adds one training step of `units` (e.g. its batch size) that took `seconds`.
@@ -158,12 +160,12 @@ struct ThroughputMeter {
         seconds += max(s, 0)
         steps += 1
         if seconds >= 2 || steps >= 50 {
-            if seconds > 0 { rate = units / seconds }
+            if seconds > 0 { closedRate = units / seconds }
             units = 0; seconds = 0; steps = 0
         }
     }
 
-    /// Seconds that `remaining` more units should take at ``rate``; nil before the first window closes.
+    /// Seconds that `remaining` more units should take at ``rate``; nil before any timed step.
     func eta(remaining: Double) -> TimeInterval? { rate > 0 ? max(remaining, 0) / rate : nil }
 }
 
@@ -182,3 +184,14 @@ func ignoredOnResumeWarning(_ given: [String], resume: URL) -> String? {
     return "resuming from \(resume.path): \(given.joined(separator: ", ")) ignored; a resumed run keeps the model and "
         + "training settings stored in its checkpoint (start a new run, without --resume, to change them)"
 }
+
+/// The stop reason when a run reaches its step total `total`, which is `--steps` or
+/// `--epochs` × steps per epoch, whichever is smaller: it names the option that set it.
+func stepLimitReason(total: Int, steps: Int?, epochs: Int?) -> String {
+    if let s = steps, s <= total { return "reached \(s) steps" }
+    if let e = epochs { return epochLimitReason(e) }
+    return "reached \(total) steps"
+}
+
+/// The stop reason when a run has done its `--epochs`.
+func epochLimitReason(_ epochs: Int) -> String { "reached \(epochs) epoch\(epochs == 1 ? "" : "s")" }

@@ -3,12 +3,15 @@ import XCTest
 
 /// The progress rate counts only time inside training steps (evaluations between steps left out).
 final class ThroughputMeterTests: XCTestCase {
-    func testRateIsZeroUntilTheFirstWindowCloses() {
+    func testRateBeforeAndAfterTheFirstWindowCloses() {
         var meter = ThroughputMeter()
-        for _ in 0..<19 { meter.record(units: 128, seconds: 0.1) }    // 1.9 s, 19 steps
         XCTAssertEqual(meter.rate, 0)
         XCTAssertNil(meter.eta(remaining: 1000))
+        for _ in 0..<19 { meter.record(units: 128, seconds: 0.1) }    // 1.9 s, 19 steps: the open window's rate
+        XCTAssertEqual(meter.rate, 1280, accuracy: 1e-6)
         meter.record(units: 128, seconds: 0.1)                         // 2.0 s: the window closes
+        XCTAssertEqual(meter.rate, 1280, accuracy: 1e-6)
+        meter.record(units: 128, seconds: 1.0)                         // a slow step in the next window: not shown yet
         XCTAssertEqual(meter.rate, 1280, accuracy: 1e-6)
         XCTAssertEqual(meter.eta(remaining: 2560) ?? -1, 2, accuracy: 1e-9)
         XCTAssertEqual(meter.eta(remaining: -5) ?? -1, 0)
@@ -28,6 +31,7 @@ final class ThroughputMeterTests: XCTestCase {
         var meter = ThroughputMeter()
         for _ in 0..<50 { meter.record(units: 1, seconds: 0) }
         XCTAssertEqual(meter.rate, 0)
+        XCTAssertNil(meter.eta(remaining: 5))
         for _ in 0..<50 { meter.record(units: 1, seconds: -1) }     // a clock step backwards
         XCTAssertTrue(meter.rate.isFinite)
     }

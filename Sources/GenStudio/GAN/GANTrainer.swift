@@ -413,7 +413,7 @@ public final class GANTrainer {
         }
 
         training: while true {
-            if let total = totalSteps, state.step >= total { stopReason = "reached \(total) steps"; break }
+            if let total = totalSteps, state.step >= total { stopReason = stepLimitReason(total: total, steps: config.steps, epochs: config.epochs); break }
             if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
                 stopReason = "time limit of \(limit) minutes"; break
             }
@@ -445,7 +445,7 @@ public final class GANTrainer {
                 try saveCheckpoint()
             }
             if let e = config.epochs, sampler.epochFinished, sampler.position.epoch + 1 >= e {
-                stopReason = "reached \(e) epochs"; break
+                stopReason = epochLimitReason(e); break
             }
         }
 
