@@ -20,14 +20,14 @@ public struct VAECommand: ParsableCommand {
 public struct VAETrain: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train the book's convolutional VAE (default: Fashion-MNIST, latent dimension 2, Adam 1e-3, batch 128).",
+        abstract: "Train the book's convolutional VAE (default: Fashion-MNIST, latent dimension 2, Adam 1e-3, batch 128, 30 epochs).",
         discussion: """
         Loss per image: binary cross-entropy summed over pixels + beta * KL(q(z|x) || N(0, I)); \
         z = mean + exp(0.5 * log_var) * eps. After every epoch: the test set's negative ELBO in nats per \
         image with its reconstruction and KL terms (metrics.csv), and pictures/epoch-NNN-*.png: test images \
         above their reconstructions, samples from the prior, and for a 2-D latent space the manifold (decoded \
         over the Gaussian's quantiles) and a scatter plot of the test set's latent means coloured by label. \
-        Writes checkpoint.safetensors and run.json; Ctrl-C stops cleanly with a checkpoint; --resume continues exactly.
+        Trains 30 epochs unless --epochs, --steps or --time-limit says otherwise. Writes checkpoint.safetensors and run.json; Ctrl-C stops cleanly with a checkpoint; --resume continues exactly, with the checkpoint's model and training settings.
         """
     )
 
