@@ -278,6 +278,27 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// Chunks are about a cache's size, but at least the minimum pixel count, and within maxBytes.
+    func testChunkRowsRule() {
+        let saved = (ConvolutionScratch.maxBytes, ConvolutionScratch.cacheBytes, ConvolutionScratch.minimumChunkPixels)
+        defer { (ConvolutionScratch.maxBytes, ConvolutionScratch.cacheBytes, ConvolutionScratch.minimumChunkPixels) = saved }
+        (ConvolutionScratch.maxBytes, ConvolutionScratch.cacheBytes, ConvolutionScratch.minimumChunkPixels) = (64 << 20, 1 << 20, 512)
+        func geometry(batch: Int, out: Int, channels: Int) -> ConvGeometry {
+            ConvGeometry(batch: batch, inH: 2 * out, inW: 2 * out, channels: channels, outH: out, outW: out, kH: 3, kW: 3,
+                         strideH: 2, strideW: 2, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1)
+        }
+        // The VAE's stride-2 conv: 7-pixel rows of 3·3·32 floats (8,064 bytes): 1 MiB holds 130 rows.
+        XCTAssertEqual(geometry(batch: 64, out: 7, channels: 32).rowsPerChunk(), (1 << 20) / (7 * 288 * 4))
+        // Wide patches (3·3·512 floats per pixel): the 512-pixel floor, 16 rows of 32 pixels.
+        XCTAssertEqual(geometry(batch: 4, out: 32, channels: 512).rowsPerChunk(), 16)
+        // Never more rows than there are, never fewer than 1, never over maxBytes.
+        XCTAssertEqual(geometry(batch: 1, out: 4, channels: 1).rowsPerChunk(), 4)
+        ConvolutionScratch.maxBytes = 1
+        XCTAssertEqual(geometry(batch: 64, out: 7, channels: 32).rowsPerChunk(), 1)
+        ConvolutionScratch.maxBytes = 3 * 7 * 288 * 4
+        XCTAssertEqual(geometry(batch: 64, out: 7, channels: 32).rowsPerChunk(), 3)
+    }
+
     /// The rotated-kernel ∂x path (stride 1, Cin ≥ 16) in chunks matches the unchunked computation.
     func testChunkedRotatedKernelPath() {
         let saved = ConvolutionScratch.maxBytes

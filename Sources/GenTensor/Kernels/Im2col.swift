@@ -13,6 +13,13 @@ public enum ConvolutionScratch {
     /// products are processed in chunks of whole output rows. Default 64 MiB. At least one output
     /// row is always processed, whatever the limit.
     nonisolated(unsafe) public static var maxBytes: Int = 64 << 20
+    /// Preferred patch-buffer size of one chunk, in bytes: about a core's L2 cache (1 MiB), so that
+    /// the GEMM reads im2col's output, and col2im the GEMM's, while it is still in cache.
+    nonisolated(unsafe) public static var cacheBytes: Int = 1 << 20
+    /// Fewest patch-matrix rows (output pixels) in a chunk, whatever ``cacheBytes`` says, so that
+    /// each GEMM stays tall enough to run at full speed (wide patches, e.g. 3×3×512, need more
+    /// than the cache holds).
+    nonisolated(unsafe) public static var minimumChunkPixels: Int = 512
 }
 
 /// Geometry of one window sweep of a 2-D convolution over an NHWC image: output pixel (oh, ow),
@@ -39,11 +46,14 @@ struct ConvGeometry {
             && outH == inH && outW == inW
     }
 
-    /// Output image rows (each `outW` patch rows) per chunk so that a patch buffer of the chunk
-    /// stays within `bytes`; at least 1.
-    func rowsPerChunk(bytes: Int) -> Int {
+    /// Output image rows (each `outW` patch rows) per chunk: a patch buffer of about
+    /// ``ConvolutionScratch/cacheBytes``, but at least ``ConvolutionScratch/minimumChunkPixels``
+    /// patch rows, and never over ``ConvolutionScratch/maxBytes``; at least 1.
+    func rowsPerChunk() -> Int {
         let perRow = max(1, outW * patchWidth * MemoryLayout<Float>.stride)
-        return max(1, min(batch * outH, bytes / perRow))
+        let minimumRows = (ConvolutionScratch.minimumChunkPixels + max(outW, 1) - 1) / max(outW, 1)
+        let preferred = max(ConvolutionScratch.cacheBytes / perRow, minimumRows)
+        return max(1, min(batch * outH, preferred, ConvolutionScratch.maxBytes / perRow))
     }
 }
 

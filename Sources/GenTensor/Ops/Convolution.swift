@@ -72,8 +72,8 @@ extension Tensor {
     /// Computed as im2col + one GEMM with the kernel viewed as `[KH·KW·Cin, Cout]` (a direct GEMM for
     /// 1×1 stride-1 unpadded kernels; Winograd F(4×4, 3×3) and F(4×4, 5×5), Lavin & Gray 2016, for
     /// 3×3 and 5×5 stride-1 undilated kernels with at least 16 channels in and out, for the output,
-    /// ∂x and ∂kernel), in chunks of whole output rows whose patch buffer stays within
-    /// ``ConvolutionScratch/maxBytes``. Gradients: `∂kernel = patchesᵀ · ∂out`,
+    /// ∂x and ∂kernel), in chunks of whole output rows whose patch buffer stays near
+    /// ``ConvolutionScratch/cacheBytes`` (cache-sized) and within ``ConvolutionScratch/maxBytes``. Gradients: `∂kernel = patchesᵀ · ∂out`,
     /// `∂x = col2im(∂out · kernelᵀ)` (for stride 1 with few output channels: ∂out convolved with the
     /// rotated kernel), `∂bias` = column sums of `∂out`; each only when that input
     /// requires a gradient (patches are recomputed in the backward pass, not kept).
@@ -123,7 +123,7 @@ extension Tensor {
             winogradTransformKernel(wt, kp, cin: cin, cout: cout, into: u)
             winogradConvolution(wt, g, image: xp, u: u, cout: cout, out: out.base, accumulate: beta != 0)
         } else if pixels > 0 {
-            let chunk = g.rowsPerChunk(bytes: ConvolutionScratch.maxBytes)
+            let chunk = g.rowsPerChunk()
             let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, outRows) * ow * kk))
             defer { cols.deallocate() }
             for start in stride(from: 0, to: outRows, by: chunk) {
@@ -170,11 +170,10 @@ extension Tensor {
                 if let dX { gemm(transposeB: true, m: pixels, n: cin, k: cout, a: gOut, b: kp, beta: 1, c: dX) }
                 return
             }
-            let budget = ConvolutionScratch.maxBytes
             if let dK, winogradApplies(g, outputChannels: cout), let wt = WinogradTransform.forKernel(g.kH) {
                 winogradKernelGradient(wt, g, image: xp, gradOut: gOut, cout: cout, into: dK)
             } else if let dK {
-                let chunk = g.rowsPerChunk(bytes: budget)
+                let chunk = g.rowsPerChunk()
                 let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, outRows) * ow * kk))
                 defer { cols.deallocate() }
                 for start in stride(from: 0, to: outRows, by: chunk) {
@@ -202,7 +201,7 @@ extension Tensor {
                                         imageMask: maskWhileReading ? UnsafePointer(out.base) : nil)
                     return
                 }
-                let chunk = gf.rowsPerChunk(bytes: budget), xRows = n * h
+                let chunk = gf.rowsPerChunk(), xRows = n * h
                 let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, xRows) * w * gf.patchWidth))
                 defer { cols.deallocate() }
                 for start in stride(from: 0, to: xRows, by: chunk) {
@@ -212,7 +211,7 @@ extension Tensor {
                 }
                 return
             }
-            let chunk = g.rowsPerChunk(bytes: budget)
+            let chunk = g.rowsPerChunk()
             let dCols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, outRows) * ow * kk))
             defer { dCols.deallocate() }
             for start in stride(from: 0, to: outRows, by: chunk) {
@@ -288,7 +287,7 @@ extension Tensor {
         } else {
             if let bias { fillRows(out.base, rows: outPixels, bias: bias.storage.base, n: cout) }
             if xPixels > 0 {
-                let chunk = g.rowsPerChunk(bytes: ConvolutionScratch.maxBytes)
+                let chunk = g.rowsPerChunk()
                 let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, xRows) * w * kk))
                 defer { cols.deallocate() }
                 for start in stride(from: 0, to: xRows, by: chunk) {
@@ -316,7 +315,7 @@ extension Tensor {
                 if let dK { gemm(transposeA: true, m: cout, n: cin, k: xPixels, a: gOut, b: xp, beta: 1, c: dK) }
                 return
             }
-            let chunk = g.rowsPerChunk(bytes: ConvolutionScratch.maxBytes)
+            let chunk = g.rowsPerChunk()
             let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(chunk, xRows) * w * kk))
             defer { cols.deallocate() }
             for start in stride(from: 0, to: xRows, by: chunk) {
