@@ -176,6 +176,24 @@ func optionsGiven(_ flags: [String], in arguments: [String]) -> [String] {
     return flags.filter { f in options.contains { $0 == f || $0.hasPrefix(f + "=") } }
 }
 
+/// One model or training setting that a resumed run takes from its checkpoint: the command-line
+/// option that sets it, and its value as this command line asks for it and as the checkpoint has it.
+public struct KeptSetting: Equatable {
+    public let flag: String, requested: String, stored: String
+    init(_ flag: String, _ requested: Any, _ stored: Any) {
+        self.flag = flag
+        self.requested = "\(requested)"
+        self.stored = "\(stored)"
+    }
+}
+
+/// The options of `kept` that `arguments` gives explicitly with a value other than the checkpoint's.
+func ignoredOnResume(_ kept: [KeptSetting], arguments: [String]) -> [String] {
+    let differing = kept.filter { $0.requested != $0.stored }
+    let given = Set(optionsGiven(differing.map(\.flag), in: arguments))
+    return differing.filter { given.contains($0.flag) }.map { "\($0.flag) (the checkpoint's \($0.stored))" }
+}
+
 /// The warning a resumed run gives when the command line sets options it does not apply (the
 /// model and training settings come from the checkpoint, so that the run continues exactly);
 /// nil when there are none.

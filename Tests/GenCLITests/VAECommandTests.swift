@@ -129,7 +129,11 @@ final class VAECommandTests: XCTestCase {
         let r3 = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "6", "--threads", "1", "--latent-dim", "8", "--learning-rate=0.5"])
         XCTAssertEqual(r3.status, 0, r3.stderr)
         XCTAssertTrue(r3.out.contains("after 6 steps"), r3.out)
-        XCTAssertTrue(r3.stderr.contains("--latent-dim, --learning-rate ignored"), r3.stderr)
+        XCTAssertTrue(r3.stderr.contains("--latent-dim (the checkpoint's 2), --learning-rate (the checkpoint's 0.001) ignored"), r3.stderr)
+        // Options equal to the checkpoint's values are not warned about.
+        let r4 = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "6", "--threads", "1", "--latent-dim", "2", "--image-size", "8"])
+        XCTAssertEqual(r4.status, 0, r4.stderr)
+        XCTAssertFalse(r4.stderr.contains("ignored"), r4.stderr)
         XCTAssertTrue(r3.stderr.contains("latent dimension 2"), r3.stderr)
     }
 
@@ -195,5 +199,31 @@ final class VAECommandTests: XCTestCase {
                                 "--output", dir.appendingPathComponent("s").path]).status, 0)
         try assertCleanFailure(["gan", "train", "--data", folder.path, "--image-size", "8", "--steps", "1", "--max-pixels", "100",
                                 "--output", "o"], code: 2, mentions: ["p0.png", "--max-pixels"])
+    }
+}
+
+/// The settings a resumed run warns about are real options of its command, and every option of the
+/// command is either such a setting or one a resumed run applies.
+final class ResumeOptionListTests: XCTestCase {
+    func flags(in help: String) -> Set<String> {
+        let regex = try! NSRegularExpression(pattern: "--[a-z0-9][a-z0-9-]*")
+        return Set(regex.matches(in: help, range: NSRange(help.startIndex..., in: help)).compactMap { Range($0.range, in: help).map { String(help[$0]) } })
+    }
+
+    func check(help: String, kept: [String], applied: Set<String>, file: StaticString = #filePath, line: UInt = #line) {
+        let options = flags(in: help)
+        for f in kept { XCTAssertTrue(options.contains(f), "\(f) is not an option", file: file, line: line) }
+        XCTAssertEqual(options.subtracting(kept).subtracting(applied), [], "options neither kept nor applied on resume", file: file, line: line)
+    }
+
+    func testKeptSettingsAreTheCommandsOptions() {
+        let common: Set<String> = ["--help", "--epochs", "--steps", "--time-limit", "--checkpoint-every", "--resume", "--threads",
+                                   "--output", "--quiet"]
+        check(help: VAETrain.helpMessage(), kept: VAETrainingConfig().settingsKeptOnResume(stored: VAETrainingConfig()).map(\.flag),
+              applied: common.union(["--data", "--skip-invalid", "--max-pixels"]))
+        check(help: TextTrain.helpMessage(), kept: TextTrainingConfig().settingsKeptOnResume(stored: TextTrainingConfig()).map(\.flag),
+              applied: common.union(["--corpus", "--evaluate-every"]))
+        check(help: GANTrain.helpMessage(), kept: GANTrainingConfig().settingsKeptOnResume(stored: GANTrainingConfig()).map(\.flag),
+              applied: common.union(["--data", "--skip-invalid", "--max-pixels", "--sample-every", "--log-every"]))
     }
 }

@@ -46,6 +46,21 @@ final class ResumeOptionTests: XCTestCase {
         XCTAssertNil(ignoredOnResumeWarning([], resume: URL(fileURLWithPath: "/r/c.safetensors")))
         let w = ignoredOnResumeWarning(["--latent-dim", "--beta"], resume: URL(fileURLWithPath: "/r/c.safetensors"))
         XCTAssertTrue(w?.contains("/r/c.safetensors: --latent-dim, --beta ignored") ?? false, w ?? "")
+        // Only options given with a value other than the checkpoint's are named.
+        var requested = VAETrainingConfig(), stored = VAETrainingConfig()
+        requested.latentDim = 8; requested.beta = 2; stored.beta = 2
+        XCTAssertEqual(ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: args),
+                       ["--latent-dim (the checkpoint's 2)"])
+    }
+
+    /// Stop reasons name the limit the user set.
+    func testStopReasons() {
+        XCTAssertEqual(stepLimitReason(total: 10, steps: 10, epochs: nil), "reached 10 steps")
+        XCTAssertEqual(stepLimitReason(total: 469, steps: nil, epochs: 1), "reached 1 epoch")
+        XCTAssertEqual(stepLimitReason(total: 938, steps: 5000, epochs: 2), "reached 2 epochs")
+        XCTAssertEqual(stepLimitReason(total: 100, steps: 100, epochs: 3), "reached 100 steps")
+        XCTAssertEqual(epochLimitReason(1), "reached 1 epoch")
+        XCTAssertEqual(epochLimitReason(30), "reached 30 epochs")
     }
 }
 

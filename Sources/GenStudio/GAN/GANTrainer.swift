@@ -52,6 +52,24 @@ public struct GANTrainingConfig: Codable, Equatable {
     /// No collapse warnings before this step (the first steps of any GAN look collapsed).
     public var collapseWarmupSteps = 200
 
+    /// The settings a resumed run takes from its checkpoint `stored` rather than from these, with the
+    /// command-line option of each (for the warning about options given with `--resume`).
+    public func settingsKeptOnResume(stored: GANTrainingConfig) -> [KeptSetting] {
+        let m = model, sm = stored.model
+        func clip(_ c: Float?) -> String { c.map { "\($0)" } ?? "none" }
+        return [KeptSetting("--image-size", m.imageSize, sm.imageSize), KeptSetting("--channels", m.channels, sm.channels),
+                KeptSetting("--latent-dim", m.latentDim, sm.latentDim),
+                KeptSetting("--generator-filters", m.generatorFilters, sm.generatorFilters),
+                KeptSetting("--discriminator-filters", m.discriminatorFilters, sm.discriminatorFilters),
+                KeptSetting("--optimizer", optimizer, stored.optimizer),
+                KeptSetting("--d-learning-rate", dLearningRate, stored.dLearningRate),
+                KeptSetting("--g-learning-rate", gLearningRate, stored.gLearningRate),
+                KeptSetting("--learning-rate", "\(dLearningRate)/\(gLearningRate)", "\(stored.dLearningRate)/\(stored.gLearningRate)"),
+                KeptSetting("--beta1", adamBeta1, stored.adamBeta1), KeptSetting("--clip-value", clip(clipValue), clip(stored.clipValue)),
+                KeptSetting("--label-noise", labelNoise, stored.labelNoise), KeptSetting("--label-smoothing", labelSmoothing, stored.labelSmoothing),
+                KeptSetting("--batch-size", batchSize, stored.batchSize), KeptSetting("--seed", seed, stored.seed)]
+    }
+
     /// The defaults: the book's model and training.
     public init() {}
 
@@ -190,10 +208,9 @@ public final class GANTrainer {
             merged.sampleEvery = requested.sampleEvery
             merged.logEvery = requested.logEvery
             merged.maxPixels = requested.maxPixels
-            let kept = ["--image-size", "--channels", "--latent-dim", "--generator-filters", "--discriminator-filters", "--optimizer",
-                        "--d-learning-rate", "--g-learning-rate", "--beta", "--clip-value", "--label-noise", "--label-smoothing",
-                        "--batch-size", "--learning-rate", "--seed"]
-            if let w = ignoredOnResumeWarning(optionsGiven(kept, in: arguments), resume: resume) { progress.report(.warning(w)) }
+            merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
+            let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
             config = merged
             restored = (ckpt, st)
         }

@@ -54,6 +54,20 @@ public struct TextTrainingConfig: Codable, Equatable {
     /// Most validation windows evaluated (evenly spaced over the held-out text).
     public var maxValidationWindows = 4096
 
+    /// The settings a resumed run takes from its checkpoint `stored` rather than from these, with the
+    /// command-line option of each (for the warning about options given with `--resume`).
+    public func settingsKeptOnResume(stored: TextTrainingConfig) -> [KeptSetting] {
+        [KeptSetting("--layers", layers, stored.layers), KeptSetting("--units", units, stored.units),
+         KeptSetting("--dropout", dropout, stored.dropout), KeptSetting("--seq-length", sequenceLength, stored.sequenceLength),
+         KeptSetting("--window-step", windowStride, stored.windowStride), KeptSetting("--targets", targets, stored.targets),
+         KeptSetting("--optimizer", optimizer, stored.optimizer), KeptSetting("--lr-decay", learningRateDecay, stored.learningRateDecay),
+         KeptSetting("--clip-norm", clipNorm.map { "\($0)" } ?? "none", stored.clipNorm.map { "\($0)" } ?? "none"),
+         KeptSetting("--clip-value", clipValue.map { "\($0)" } ?? "none", stored.clipValue.map { "\($0)" } ?? "none"),
+         KeptSetting("--validation-split", validationSplit, stored.validationSplit),
+         KeptSetting("--sample-length", sampleLength, stored.sampleLength), KeptSetting("--batch-size", batchSize, stored.batchSize),
+         KeptSetting("--learning-rate", learningRate, stored.learningRate), KeptSetting("--seed", seed, stored.seed)]
+    }
+
     public init() {}
 
     /// Decodes settings; keys added after a checkpoint was written take their defaults.
@@ -281,9 +295,8 @@ public final class TextTrainer {
             merged.timeLimitMinutes = requested.timeLimitMinutes
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
             merged.evaluateEvery = requested.evaluateEvery ?? stored.evaluateEvery
-            let kept = ["--layers", "--units", "--dropout", "--seq-length", "--window-step", "--targets", "--optimizer", "--lr-decay",
-                        "--clip-norm", "--clip-value", "--validation-split", "--sample-length", "--batch-size", "--learning-rate", "--seed"]
-            if let w = ignoredOnResumeWarning(optionsGiven(kept, in: arguments), resume: resume) { progress.report(.warning(w)) }
+            let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
             do { try merged.validate() } catch {
                 throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "its stored training settings are invalid: \(error)")
             }

@@ -49,6 +49,15 @@ public struct VAETrainingConfig: Codable, Equatable {
 
     public init() {}
 
+    /// The settings a resumed run takes from its checkpoint `stored` rather than from these, with the
+    /// command-line option of each (for the warning about options given with `--resume`).
+    public func settingsKeptOnResume(stored: VAETrainingConfig) -> [KeptSetting] {
+        [KeptSetting("--latent-dim", latentDim, stored.latentDim), KeptSetting("--beta", beta, stored.beta),
+         KeptSetting("--image-size", imageSize, stored.imageSize), KeptSetting("--channels", channels, stored.channels),
+         KeptSetting("--manifold-size", manifoldSize, stored.manifoldSize), KeptSetting("--batch-size", batchSize, stored.batchSize),
+         KeptSetting("--learning-rate", learningRate, stored.learningRate), KeptSetting("--seed", seed, stored.seed)]
+    }
+
     /// The model these settings describe.
     public var modelConfig: VAEModelConfig { VAEModelConfig(imageSize: imageSize, channels: channels, latentDim: latentDim) }
 
@@ -227,8 +236,8 @@ public final class VAETrainer {
             merged.data = requested.data ?? stored.data
             merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
             merged.maxPixels = requested.maxPixels
-            let kept = ["--latent-dim", "--beta", "--image-size", "--channels", "--manifold-size", "--batch-size", "--learning-rate", "--seed"]
-            if let w = ignoredOnResumeWarning(optionsGiven(kept, in: arguments), resume: resume) { progress.report(.warning(w)) }
+            let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
             config = merged
             restored = (ckpt, st)
         }
