@@ -50,6 +50,9 @@ public struct ClassifyCommand: ParsableCommand {
     @Option(help: "Threads for gen's kernels and OpenBLAS (default: all cores).")
     public var threads: Int?
 
+    @Option(help: "Largest accepted width×height of an image's header (a guard against decompression bombs; raise it for trusted large images).")
+    public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+
     /// For timing: use deterministic random weights with this seed instead of a weights file.
     @Option(name: .customLong("random-weights"), help: .hidden)
     public var randomWeights: UInt64?
@@ -64,6 +67,7 @@ public struct ClassifyCommand: ParsableCommand {
         if images.isEmpty { throw ValidationError("give at least one image file") }
         if !(1...1000).contains(top) { throw ValidationError("--top must be between 1 and 1000 (got \(top))") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
         guard let name = try? canonicalNetworkName(network) else {
             throw ValidationError("unknown --network '\(network)' (known: \(pretrainedNetworkNames.joined(separator: ", ")); aliases squeezenet, vgg, inception)")
         }
@@ -139,7 +143,7 @@ public struct ClassifyCommand: ParsableCommand {
         var failures = 0
         for path in images {
             do {
-                let image = try Image(contentsOf: path, options: ImageDecodeOptions(channels: 3))
+                let image = try Image(contentsOf: path, options: ImageDecodeOptions(channels: 3, maxPixels: maxPixels))
                 inputs.append((path, try image.resized(width: side, height: side, filter: .bilinear)))
             } catch {
                 printError("gen: error: \(describe(error))")

@@ -41,5 +41,9 @@ final class ClassifyCommandTests: XCTestCase {
         let none = try runGen(["classify", gif, "--weights", weights])
         XCTAssertEqual(none.status, 2)
         XCTAssertEqual(none.stdout, "")
+        // The decompression-bomb limit names --max-pixels, which classify has.
+        let small = try runGen(["classify", parrot, "--weights", weights, "--max-pixels", "1000"])
+        XCTAssertEqual(small.status, 2, small.stderr)
+        XCTAssertTrue(small.stderr.contains("parrot.jpg") && small.stderr.contains("--max-pixels"), small.stderr)
     }
 }
