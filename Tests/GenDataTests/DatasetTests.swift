@@ -72,13 +72,31 @@ final class DatasetTests: XCTestCase {
         try fm.createSymbolicLink(atPath: dir + "/sub/up", withDestinationPath: "..")
         try fm.createSymbolicLink(atPath: dir + "/sub/again", withDestinationPath: dir + "/sub")
         let listed = ImageFolderDataset.listImageFiles(dir)
-        XCTAssertEqual(listed.count, 2, "\(listed)")
+        XCTAssertEqual(listed.map { String($0.dropFirst(dir.count)) }, ["/a.png", "/sub/b.png"])
         XCTAssertEqual(try ImageFolderDataset(directory: dir, size: 8).count, 2)
         // A link to a folder outside is followed, once.
         let other = try makeTempDir(self)
         try Image(width: 8, height: 8, channels: 1, repeating: 0.1).write(to: other + "/c.png")
         try fm.createSymbolicLink(atPath: dir + "/linked", withDestinationPath: other)
         XCTAssertEqual(ImageFolderDataset.listImageFiles(dir).map { ($0 as NSString).lastPathComponent }.sorted(), ["a.png", "b.png", "c.png"])
+        // A folder reached by a real path and by a link is listed once, under the first name in
+        // name order, whatever order the file system returns entries in.
+        for (real, alias) in [("a_real", "b_link"), ("b_real", "a_link")] {
+            let tree = try makeTempDir(self)
+            try fm.createDirectory(atPath: tree + "/" + real, withIntermediateDirectories: true)
+            try Image(width: 8, height: 8, channels: 3, repeating: 0.5).write(to: tree + "/" + real + "/x.png")
+            try fm.createSymbolicLink(atPath: tree + "/" + alias, withDestinationPath: tree + "/" + real)
+            XCTAssertEqual(ImageFolderDataset.listImageFiles(tree).map { String($0.dropFirst(tree.count)) }, ["/" + min(real, alias) + "/x.png"])
+        }
+        // A link to an ancestor of the root is not followed: nothing from beside the root is pulled in.
+        let parent = try makeTempDir(self)
+        try fm.createDirectory(atPath: parent + "/data", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: parent + "/elsewhere", withIntermediateDirectories: true)
+        try Image(width: 8, height: 8, channels: 3, repeating: 0.5).write(to: parent + "/data/in.png")
+        try Image(width: 8, height: 8, channels: 3, repeating: 0.5).write(to: parent + "/elsewhere/out.png")
+        try fm.createSymbolicLink(atPath: parent + "/data/up", withDestinationPath: "..")
+        try fm.createSymbolicLink(atPath: parent + "/data/top", withDestinationPath: "/")
+        XCTAssertEqual(ImageFolderDataset.listImageFiles(parent + "/data").map { ($0 as NSString).lastPathComponent }, ["in.png"])
 
         try fm.createSymbolicLink(atPath: dir + "/dangling.png", withDestinationPath: dir + "/missing.png")
         XCTAssertEqual(mkfifo(dir + "/pipe.png", 0o644), 0)
@@ -92,9 +110,16 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(try ImageFolderDataset(directory: dir, size: 8, skipInvalid: true, warn: { _ in }).count, 3)
 
         let idxDir = try makeTempDir(self)
-        try Data([0, 0, 8, 1, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: idxDir + "/t10k-images-idx3-ubyte.gz"))
+        for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
+            try Data([0, 0, 8, 1, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: idxDir + "/" + name))
+        }
         XCTAssertThrowsError(try ImageFolderDataset(directory: idxDir, size: 8)) { error in
             XCTAssertTrue("\(error)".contains("IDX files: pass one of them, e.g. \(idxDir)/t10k-images-idx3-ubyte.gz"), "\(error)")
+        }
+        // With the training images there, those are suggested.
+        try Data([0, 0, 8, 1, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: idxDir + "/train-images-idx3-ubyte.gz"))
+        XCTAssertThrowsError(try ImageFolderDataset(directory: idxDir, size: 8)) { error in
+            XCTAssertTrue("\(error)".contains("e.g. \(idxDir)/train-images-idx3-ubyte.gz"), "\(error)")
         }
     }
 

@@ -37,10 +37,16 @@ public enum DatasetError: Error, Equatable, Sendable, LocalizedError, CustomStri
         case .folderNotFound(let p): return "\(p): image folder not found (or not a directory)"
         case .noImages(let p):
             // A folder of IDX files (e.g. MNIST's *-ubyte files) is a common mix-up: point at them.
+            // (The training images first: train-*images* before t10k-*, images before labels.)
             let idx = ((try? FileManager.default.contentsOfDirectory(atPath: p)) ?? [])
-                .filter { $0.contains("-ubyte") || $0.lowercased().contains(".idx") }.sorted()
+                .filter { $0.contains("-ubyte") || $0.lowercased().contains(".idx") }
+                .sorted { a, b in
+                    func rank(_ n: String) -> Int { (n.contains("images") ? 0 : 2) + (n.hasPrefix("train") ? 0 : 1) }
+                    return (rank(a), a) < (rank(b), b)
+                }
             let hint = idx.first.map { "; it holds IDX files: pass one of them, e.g. \((p as NSString).appendingPathComponent($0))" } ?? ""
-            return "\(p): no image files found (looked recursively for .png, .jpg, .jpeg, .jpe, .jfif; hidden files are ignored)\(hint)"
+            return "\(p): no image files found (looked recursively for .png, .jpg, .jpeg, .jpe, .jfif, and for .gif, .bmp, "
+                + ".webp, .tif, .tiff to report them as unsupported; hidden files are ignored)\(hint)"
         case .invalidFiles(let problems):
             return "\(problems.count) invalid image file\(problems.count == 1 ? "" : "s") (fix or remove them, or skip them with --skip-invalid):\n"
                 + problems.map { "  \($0.path): \($0.reason)" }.joined(separator: "\n")
@@ -186,30 +192,45 @@ public final class ImageFolderDataset {
 
     /// Image files under `directory`, recursively, sorted; hidden entries and non-image
     /// extensions ignored. Symbolic links to folders are followed (as torchvision's `ImageFolder`
-    /// does), but no folder is entered twice (compared by device and inode), so a link loop such as
-    /// `self -> .` or `up -> ..` ends. Entries with an image extension are listed whatever they
-    /// are (a broken link, a named pipe, a device), so that decoding names them as bad files
-    /// instead of skipping them silently or blocking on them.
+    /// does), in name order, but no folder is entered twice (compared by device and inode: the
+    /// first path in name order is the one listed), and a link to the root or one of its ancestors
+    /// (such as `self -> .` or `up -> ..`) is not followed, so link loops end and nothing outside
+    /// the tree is pulled in through them. Entries with an image extension are listed whatever they
+    /// are (a broken link, a named pipe, a socket, a device), and so is a subfolder that cannot be
+    /// read, so that decoding names them as bad files instead of skipping them silently or blocking.
     public static func listImageFiles(_ directory: String) -> [String] {
         var out: [String] = []
-        var stack = [directory]
         var visited = Set<FolderIdentity>()
         let fm = FileManager.default
-        while let dir = stack.popLast() {
+        let rootReal = URL(fileURLWithPath: directory).resolvingSymlinksInPath().standardizedFileURL.path
+        func identity(_ path: String) -> FolderIdentity? {
             var st = stat()
-            guard stat(dir, &st) == 0, visited.insert(FolderIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))).inserted
-            else { continue }
-            guard let names = try? fm.contentsOfDirectory(atPath: dir) else { continue }
-            for name in names where !name.hasPrefix(".") {
+            guard stat(path, &st) == 0 else { return nil }
+            return FolderIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        }
+        func isAncestorOfRoot(_ path: String) -> Bool {
+            let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+            return real == "/" || rootReal == real || rootReal.hasPrefix(real + "/")
+        }
+        func walk(_ dir: String, isRoot: Bool) {
+            guard let id = identity(dir), visited.insert(id).inserted else { return }
+            guard let names = try? fm.contentsOfDirectory(atPath: dir) else {
+                if !isRoot { out.append(dir) }     // unreadable: decoding reports why
+                return
+            }
+            for name in names.sorted() where !name.hasPrefix(".") {
                 let path = dir.hasSuffix("/") ? dir + name : dir + "/" + name
-                var entry = stat()
+                var entry = stat(), link = stat()
                 if stat(path, &entry) == 0 && (entry.st_mode & S_IFMT) == S_IFDIR {
-                    stack.append(path)
+                    let isLink = lstat(path, &link) == 0 && (link.st_mode & S_IFMT) == S_IFLNK
+                    if isLink && isAncestorOfRoot(path) { continue }
+                    walk(path, isRoot: false)
                 } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
                     out.append(path)
                 }
             }
         }
+        walk(directory, isRoot: true)
         return out.sorted()
     }
 

@@ -193,6 +193,10 @@ func readImageFile(_ path: String) throws -> [UInt8] {
         if code == ENOENT, lstat(path, &link) == 0, (link.st_mode & S_IFMT) == S_IFLNK {
             throw ImageError.unreadable(path: path, reason: "broken symbolic link (its target does not exist)")
         }
+        var target = stat()     // a socket cannot be opened at all (ENXIO): say what it is
+        if stat(path, &target) == 0, (target.st_mode & S_IFMT) != S_IFREG, (target.st_mode & S_IFMT) != S_IFDIR {
+            throw ImageError.unreadable(path: path, reason: "not a regular file (a named pipe, socket or device)")
+        }
         throw ImageError.unreadable(path: path, reason: String(cString: strerror(code)))
     }
     defer { close(fd) }
