@@ -180,11 +180,13 @@ public final class GANTrainer {
     /// - Parameters:
     ///   - data: folder, IDX file or `mnist` / `fashion-mnist`.
     ///   - config: settings; when resuming only the stopping criteria, `checkpointEvery`,
-    ///     `sampleEvery` and `logEvery` are taken from it (the checkpoint's settings continue).
+    ///     `sampleEvery`, `logEvery`, `skipInvalid` and `maxPixels` are taken from it (the
+    ///     checkpoint's settings continue; options given in `arguments` that differ from them get a warning).
     ///   - resume: a checkpoint of `gen gan train` (never modified).
     ///   - output: run folder (default `outputs/gan/<timestamp>`, or the checkpoint's folder when resuming).
-    /// - Throws: ``StudioError`` (options, folder, incompatible checkpoint), `DatasetError`,
-    ///   `ImageError`, `CheckpointError`, `OptimizerError`.
+    ///   - arguments: the command line, recorded in `run.json` and checked for options a resume ignores.
+    /// - Throws: ``StudioError`` (options, folder, incompatible checkpoint including bad optimizer
+    ///   state), `DatasetError`, `ImageError`, `CheckpointError`.
     public init(data path: String, config requested: GANTrainingConfig, resume: URL?, output: URL?,
                 arguments: [String], progress: ProgressReporter) throws {
         try requested.validate()
@@ -501,7 +503,7 @@ struct DiscriminatorCollapseMonitor {
         if mean < threshold {
             if warned { return nil }
             warned = true
-            return String(format: "the discriminator's loss has collapsed to its floor (%.4f nats above it over the last %d steps, D loss %.4f, G loss %.4f): it tells every generated image apart and the generator gets no useful gradient; consider a lower --d-learning-rate, more --label-noise or --label-smoothing", mean, recent.count, l.discriminator, l.generator)
+            return String(format: "the discriminator's loss has collapsed to its floor (%.4f nats above it over the last %d steps, D loss %.4f, G loss %.4f): it tells every generated image apart and the generator gets no useful gradient; consider a new run (a resumed run keeps its settings) with a lower --d-learning-rate, more --label-noise or --label-smoothing", mean, recent.count, l.discriminator, l.generator)
         }
         if mean > rearm { warned = false }
         return nil

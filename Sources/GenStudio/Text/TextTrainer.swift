@@ -563,8 +563,8 @@ public final class TextTrainer {
         }
 
         training: while true {
-            if let total = totalSteps, state.step >= total { stopReason = stepLimitReason(total: total, steps: config.steps, epochs: config.epochs); break }
             if let e = config.epochs, state.epoch >= e { stopReason = epochLimitReason(e); break }
+            if let total = totalSteps, state.step >= total { stopReason = stepLimitReason(total: total, steps: config.steps, epochs: config.epochs); break }
             if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
                 stopReason = "time limit of \(limit) minutes"; break
             }

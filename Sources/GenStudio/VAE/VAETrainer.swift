@@ -206,12 +206,15 @@ public final class VAETrainer {
     /// Prepares a run: loads the data, builds or restores the model, creates the run folder.
     ///
     /// - Parameters:
-    ///   - config: settings; when resuming only the stopping criteria, the checkpoint frequency and
-    ///     an explicit `data` are taken from it (the checkpoint's model and optimisation settings win).
+    ///   - config: settings; when resuming only the stopping criteria, the checkpoint frequency, an
+    ///     explicit `data`, `skipInvalid` and `maxPixels` are taken from it (the checkpoint's model
+    ///     and optimisation settings win; options given in `arguments` that differ from them get a warning).
     ///   - resume: a checkpoint written by `gen vae train` (never modified if invalid).
     ///   - output: run folder (default `outputs/vae/<timestamp>`, or the checkpoint's folder when resuming).
-    /// - Throws: ``StudioError`` for bad options, an incompatible checkpoint or an unusable folder;
-    ///   `CheckpointError`/`OptimizerError` for unreadable checkpoints; ``GenData/DatasetError`` and
+    ///   - arguments: the command line, recorded in `run.json` and checked for options a resume ignores.
+    /// - Throws: ``StudioError`` for bad options, an incompatible checkpoint (including missing,
+    ///   mis-shaped or non-finite optimizer state) or an unusable folder; `CheckpointError` for
+    ///   unreadable checkpoints; ``GenData/DatasetError`` and
     ///   ``GenData/ImageError`` for bad data. Nothing is written before all checks pass.
     public init(config requested: VAETrainingConfig, resume: URL?, output: URL?, arguments: [String],
                 progress: ProgressReporter) throws {
