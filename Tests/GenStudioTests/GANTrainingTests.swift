@@ -118,6 +118,7 @@ final class GANTrainingTests: XCTestCase {
         var config = tinyGANConfig(steps: 7)
         config.optimizer = optimizer
         config.labelSmoothing = smoothing
+        config.logEvery = 5
         let straight = try ganRun(data: data, config: config, output: dir.appendingPathComponent("straight"))
 
         var first = config
@@ -138,6 +139,14 @@ final class GANTrainingTests: XCTestCase {
         // The same fixed-noise grid at the end.
         XCTAssertEqual(fileBytes(straight.folder.appendingPathComponent("samples/step-000007.png")),
                        fileBytes(resumed.folder.appendingPathComponent("samples/step-000007.png")))
+        // The metrics row of step 5 averages steps 1–5 in both runs (the window travels in the checkpoint).
+        func lossesAt(_ folder: URL, step: String) throws -> [String]? {
+            let rows = try String(contentsOf: folder.appendingPathComponent("metrics.csv"), encoding: .utf8)
+                .split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            return rows.last { $0.first == step }.map { Array($0[2...6]) }
+        }
+        let expected = try XCTUnwrap(try lossesAt(straight.folder, step: "5"))
+        XCTAssertEqual(try lossesAt(resumed.folder, step: "5"), expected, "\(optimizer): the step-5 row differs after resume")
     }
 
     func testExactResumeRMSprop() throws { try checkExactResume(optimizer: "rmsprop", smoothing: 0) }

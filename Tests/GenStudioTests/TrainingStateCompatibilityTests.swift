@@ -30,4 +30,14 @@ final class TrainingStateCompatibilityTests: XCTestCase {
         XCTAssertEqual(old.step, 9); XCTAssertEqual(old.elapsed, 3.5); XCTAssertEqual(old.position, s.position)
         XCTAssertEqual(old.epochLossSum, 0); XCTAssertEqual(old.epochImages, 0)
     }
+
+    func testGANStateWithoutLogWindow() throws {
+        var s = GANTrainingState(rng: RandomGenerator(seed: 2), data: DataPosition(seed: 9), dataCount: 40)
+        s.step = 12; s.elapsed = 1.5
+        s.logWindow = [GANStepLosses(discriminatorReal: 0.7, discriminatorFake: 0.6, generator: 0.9, discriminatorExcess: 0.1)]
+        XCTAssertEqual(try JSONDecoder().decode(GANTrainingState.self, from: JSONEncoder().encode(s)), s)
+        let old = try withoutKeys(s, ["logWindow"])
+        XCTAssertEqual(old.step, 12); XCTAssertEqual(old.dataCount, 40); XCTAssertEqual(old.data, s.data)
+        XCTAssertEqual(old.logWindow, [])
+    }
 }

@@ -3,7 +3,7 @@ import GenTensor
 import GenNN
 
 /// Losses of one GAN step, in nats (natural-log binary cross-entropy, as Keras and PyTorch report).
-public struct GANStepLosses: Equatable {
+public struct GANStepLosses: Equatable, Codable {
     /// The discriminator's mean loss on the real half of its batch.
     public var discriminatorReal: Double
     /// The discriminator's mean loss on the generated half.

@@ -115,6 +115,29 @@ public struct GANTrainingState: Codable, Equatable {
     public var dataCount: Int
     /// Seconds of training in earlier sessions.
     public var elapsed: Double = 0
+    /// Losses of the steps since the last `metrics.csv` row (at most `logEvery`), so that the row
+    /// after a resume averages the same steps as without the interruption.
+    public var logWindow: [GANStepLosses] = []
+
+    /// A fresh state at step 0.
+    public init(rng: RandomGenerator, data: DataPosition, dataCount: Int) {
+        self.rng = rng
+        self.data = data
+        self.dataCount = dataCount
+    }
+
+    private enum CodingKeys: String, CodingKey { case step, rng, data, dataCount, elapsed, logWindow }
+
+    /// Decodes a state; `logWindow` is absent from checkpoints written before it was kept, and is then empty.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        step = try c.decode(Int.self, forKey: .step)
+        rng = try c.decode(RandomGenerator.self, forKey: .rng)
+        data = try c.decode(DataPosition.self, forKey: .data)
+        dataCount = try c.decode(Int.self, forKey: .dataCount)
+        elapsed = try c.decodeIfPresent(Double.self, forKey: .elapsed) ?? 0
+        logWindow = try c.decodeIfPresent([GANStepLosses].self, forKey: .logWindow) ?? []
+    }
 }
 
 /// What a finished GAN run reports.
@@ -369,7 +392,6 @@ public final class GANTrainer {
             progress.report(.wrote(url, what: "real images"))
         }
 
-        var window: [GANStepLosses] = []
         var dMonitor = DiscriminatorCollapseMonitor()
         var modeCollapseWarned = false
         var lastLosses: GANStepLosses?
@@ -408,7 +430,10 @@ public final class GANTrainer {
             ])
             try im.write(to: folder.file("loss.png").path, format: .png)
         }
-        func logWindow() throws {
+        // `final`: the row at a stop; the window is kept (and checkpointed) so that the row at the
+        // next multiple of logEvery after a resume covers the whole window.
+        func logWindow(final: Bool = false) throws {
+            let window = state.logWindow
             guard !window.isEmpty else { return }
             let n = Double(window.count)
             var mean = GANStepLosses(discriminatorReal: 0, discriminatorFake: 0, generator: 0, discriminatorExcess: 0)
@@ -428,7 +453,7 @@ public final class GANTrainer {
             lastDiversity = nil
             progress.report(.metrics(step: state.step, epoch: sampler.position.epoch + 1, values: [
                 ("D loss real", mean.discriminatorReal), ("D loss fake", mean.discriminatorFake), ("G loss", mean.generator)]))
-            window.removeAll(keepingCapacity: true)
+            if !final { state.logWindow.removeAll(keepingCapacity: true) }
         }
 
         training: while true {
@@ -444,7 +469,7 @@ public final class GANTrainer {
             let real = try data.batch(indices)
             let losses = try stepper.step(real: real, step: state.step + 1, rng: &state.rng)
             state.step += 1
-            window.append(losses)
+            state.logWindow.append(losses)
 
             meter.record(units: 1, seconds: Date().timeIntervalSince(stepStart))
             let eta = totalSteps.flatMap { t in meter.eta(remaining: Double(t - state.step)) }
@@ -469,7 +494,7 @@ public final class GANTrainer {
         }
 
         state.elapsed = elapsedTotal()
-        try logWindow()
+        try logWindow(final: true)
         if lastGrid?.lastPathComponent != String(format: "step-%06d.png", state.step) { try writeGrid() }
         if !history.isEmpty { try writeLossCurve() }
         try saveCheckpoint()
