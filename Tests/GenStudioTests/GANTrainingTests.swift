@@ -149,6 +149,30 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertEqual(try lossesAt(resumed.folder, step: "5"), expected, "\(optimizer): the step-5 row differs after resume")
     }
 
+    /// A resume with another --log-every keeps only the steps since the last multiple of the new value.
+    func testResumeWithAnotherLogEvery() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(10, in: dir).path
+        func rows(_ folder: URL) throws -> [String: [Double]] {
+            let lines = try String(contentsOf: folder.appendingPathComponent("metrics.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+            var out: [String: [Double]] = [:]
+            for l in lines { let f = l.split(separator: ",", omittingEmptySubsequences: false).map(String.init); out[f[0]] = f[2...5].compactMap(Double.init) }
+            return out
+        }
+        var every = tinyGANConfig(steps: 4)
+        every.logEvery = 1                                   // one row per step: each step's own losses
+        let perStep = try rows(try ganRun(data: data, config: every, output: dir.appendingPathComponent("each")).folder)
+        var first = tinyGANConfig(steps: 3)
+        first.logEvery = 5
+        let part = try ganRun(data: data, config: first, output: dir.appendingPathComponent("part"))
+        var second = tinyGANConfig(steps: 4)
+        second.logEvery = 2
+        let resumed = try rows(try ganRun(data: data, config: second, resume: part.checkpoint, output: nil).folder)
+        // The step-4 row averages steps 3 and 4 (not 1–4).
+        let three = try XCTUnwrap(perStep["3"]), four = try XCTUnwrap(perStep["4"]), got = try XCTUnwrap(resumed["4"])
+        for i in 0..<4 { XCTAssertEqual(got[i], (three[i] + four[i]) / 2, accuracy: 2e-5, "column \(i)") }
+    }
+
     func testExactResumeRMSprop() throws { try checkExactResume(optimizer: "rmsprop", smoothing: 0) }
     func testExactResumeAdamWithSmoothing() throws { try checkExactResume(optimizer: "adam", smoothing: 0.1) }
 

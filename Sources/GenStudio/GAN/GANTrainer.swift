@@ -115,8 +115,8 @@ public struct GANTrainingState: Codable, Equatable {
     public var dataCount: Int
     /// Seconds of training in earlier sessions.
     public var elapsed: Double = 0
-    /// Losses of the steps since the last `metrics.csv` row (at most `logEvery`), so that the row
-    /// after a resume averages the same steps as without the interruption.
+    /// Losses of the steps since the last multiple of `logEvery` (where `metrics.csv` rows fall),
+    /// so that the row after a resume averages the same steps as without the interruption.
     public var logWindow: [GANStepLosses] = []
 
     /// A fresh state at step 0.
@@ -261,6 +261,9 @@ public final class GANTrainer {
             try GANTrainer.restore(generator: generator, discriminator: discriminator, dOptimizer: dOptimizer,
                                    gOptimizer: gOptimizer, from: restored.checkpoint, step: st.step, path: resume.path)
             state = st
+            // Rows fall at multiples of --log-every, which a resume may change: keep only the steps
+            // since the last multiple of the current value.
+            state.logWindow = Array(state.logWindow.suffix(state.step % config.logEvery))
         }
         do {
             sampler = try BatchSampler(count: data.count, batchSize: batch, seed: state.data.seed, shuffle: true,
