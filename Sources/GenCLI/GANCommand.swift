@@ -106,7 +106,7 @@ public struct GANTrain: ParsableCommand {
             let s = try trainer.run(shouldStop: { Interrupt.requested })
             var out = "run folder: \(s.folder.path)\ncheckpoint: \(s.checkpoint.path)\n"
             if let g = s.lastGrid { out += "samples: \(g.path)\n" }
-            out += "stopped: \(s.stopReason) after \(s.steps) steps (epoch \(s.epoch + 1))\n"
+            out += stoppedLine(reason: s.stopReason, steps: s.steps) + " (epoch \(s.epoch + 1))\n"
             if let l = s.lastLosses {
                 out += String(format: "losses (last %@): D real %.4f, D fake %.4f, G %.4f\n", "window", l.discriminatorReal,
                               l.discriminatorFake, l.generator)

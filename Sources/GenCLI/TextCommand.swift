@@ -107,7 +107,7 @@ public struct TextTrain: ParsableCommand {
                 arguments: CommandLine.arguments, progress: progress)
             let summary = try trainer.run(shouldStop: { Interrupt.requested })
             var out = "run folder: \(summary.folder.path)\ncheckpoint: \(summary.checkpoint.path)\n"
-            out += "stopped: \(summary.stopReason) after \(summary.steps) steps\n"
+            out += stoppedLine(reason: summary.stopReason, steps: summary.steps) + "\n"
             if let t = summary.trainBitsPerCharacter { out += String(format: "train loss: %.4f bits/char\n", t) }
             if let v = summary.validationBitsPerCharacter { out += String(format: "validation loss: %.4f bits/char\n", v) }
             if let b = summary.best {

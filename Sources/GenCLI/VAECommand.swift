@@ -84,7 +84,7 @@ public struct VAETrain: ParsableCommand {
                                          arguments: CommandLine.arguments, progress: progress)
             let s = try trainer.run(shouldStop: { Interrupt.requested })
             var out = "run folder: \(s.folder.path)\ncheckpoint: \(s.checkpoint.path)\n"
-            out += "stopped: \(s.stopReason) after \(s.steps) steps\n"
+            out += stoppedLine(reason: s.stopReason, steps: s.steps) + "\n"
             if let t = s.trainLoss { out += String(format: "train loss: %.4f nats/image\n", t) }
             if let e = s.evaluation {
                 out += String(format: "test negative ELBO: %.4f nats/image (reconstruction %.4f, KL %.4f; %d images)\n",

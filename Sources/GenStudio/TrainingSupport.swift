@@ -206,9 +206,16 @@ func ignoredOnResumeWarning(_ given: [String], resume: URL) -> String? {
 /// The stop reason when a run reaches its step total `total`, which is `--steps` or
 /// `--epochs` × steps per epoch, whichever is smaller: it names the option that set it.
 func stepLimitReason(total: Int, steps: Int?, epochs: Int?) -> String {
-    if let s = steps, s <= total { return "reached \(s) steps" }
+    if let s = steps, s <= total { return "reached \(s) step\(s == 1 ? "" : "s")" }
     if let e = epochs { return epochLimitReason(e) }
-    return "reached \(total) steps"
+    return "reached \(total) step\(total == 1 ? "" : "s")"
+}
+
+/// The summary line of a finished training run: `stopped: <reason> after N steps`, without the
+/// step count when the reason already gives it ("reached 8 steps").
+public func stoppedLine(reason: String, steps: Int) -> String {
+    reason == stepLimitReason(total: steps, steps: steps, epochs: nil) ? "stopped: \(reason)"
+        : "stopped: \(reason) after \(steps) step\(steps == 1 ? "" : "s")"
 }
 
 /// The stop reason when a run has done its `--epochs`.

@@ -180,7 +180,7 @@ final class EndToEndTests: XCTestCase {
         let corpus = dir.appendingPathComponent("corpus.txt")
         let res = try gen(["text", "train", "--corpus", corpus.path, "--resume", ckpt.path, "--steps", "8", "--quiet"])
         XCTAssertEqual(res.status, 0, res.stderr)
-        XCTAssertTrue(res.out.contains("after 8 steps"), res.out)
+        XCTAssertTrue(res.out.contains("stopped: reached 8 steps\n"), res.out)
         let st = try Checkpoint.load(from: ckpt, expectingGenerator: "text").metadata[Checkpoint.Key.step]
         XCTAssertEqual(st, "8")
     }

@@ -106,7 +106,7 @@ final class GANCommandTests: XCTestCase {
         // Resume to 5 steps.
         r = try gen(["gan", "train", "--data", images.path, "--steps", "5", "--resume", ckpt.path, "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.out.contains("after 5 steps"), r.out)
+        XCTAssertTrue(r.out.contains("stopped: reached 5 steps (epoch"), r.out)
 
         let out = dir.appendingPathComponent("samples")
         r = try gen(["gan", "sample", "--checkpoint", ckpt.path, "--count", "9", "--grid", "--interpolate", "5",

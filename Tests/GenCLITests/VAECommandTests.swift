@@ -128,7 +128,7 @@ final class VAECommandTests: XCTestCase {
         // Model and training options given with --resume are not applied, and the user is told so.
         let r3 = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "6", "--threads", "1", "--latent-dim", "8", "--learning-rate=0.5"])
         XCTAssertEqual(r3.status, 0, r3.stderr)
-        XCTAssertTrue(r3.out.contains("after 6 steps"), r3.out)
+        XCTAssertTrue(r3.out.contains("stopped: reached 6 steps\n"), r3.out)
         XCTAssertTrue(r3.stderr.contains("--latent-dim (the checkpoint's 2), --learning-rate (the checkpoint's 0.001) ignored"), r3.stderr)
         // Options equal to the checkpoint's values are not warned about.
         let r4 = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "6", "--threads", "1", "--latent-dim", "2", "--image-size", "8"])
@@ -166,7 +166,7 @@ final class VAECommandTests: XCTestCase {
             let r = try gen(["vae", "train", "--data", cases + "/inputs/case17_mixed_dataset", "--image-size", "16", "--channels", channels,
                              "--steps", "1", "--batch-size", "6", "--manifold-size", "2", "--threads", "1", "--output", out.path])
             XCTAssertEqual(r.status, 0, r.stderr)
-            XCTAssertTrue(r.out.contains("after 1 steps"), r.out)
+            XCTAssertTrue(r.out.contains("stopped: reached 1 step\n"), r.out)
         }
         let out = dir.appendingPathComponent("c19")
         let r = try gen(["vae", "train", "--data", cases + "/inputs/case19_mnist_gzipped", "--steps", "1", "--batch-size", "5",

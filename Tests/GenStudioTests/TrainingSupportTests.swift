@@ -61,6 +61,11 @@ final class ResumeOptionTests: XCTestCase {
         XCTAssertEqual(stepLimitReason(total: 100, steps: 100, epochs: 3), "reached 100 steps")
         XCTAssertEqual(epochLimitReason(1), "reached 1 epoch")
         XCTAssertEqual(epochLimitReason(30), "reached 30 epochs")
+        XCTAssertEqual(stepLimitReason(total: 1, steps: 1, epochs: nil), "reached 1 step")
+        XCTAssertEqual(stoppedLine(reason: "reached 8 steps", steps: 8), "stopped: reached 8 steps")
+        XCTAssertEqual(stoppedLine(reason: "reached 1 epoch", steps: 469), "stopped: reached 1 epoch after 469 steps")
+        XCTAssertEqual(stoppedLine(reason: "time limit of 3.0 minutes", steps: 6101), "stopped: time limit of 3.0 minutes after 6101 steps")
+        XCTAssertEqual(stoppedLine(reason: "interrupted", steps: 1), "stopped: interrupted after 1 step")
     }
 }
 
