@@ -42,6 +42,13 @@ final class VAEPicturesTests: XCTestCase {
         var gray = 0
         for y in 0..<size { for x in 0..<size where im[x, y, 0] == 0.55 { gray += 1 } }
         XCTAssertGreaterThan(gray, size)
+        // The grid lines' values are written along the bottom and left edges.
+        var ink = 0
+        for y in (size - 12)..<size { for x in 0..<size where im[x, y, 0] == 0.35 { ink += 1 } }
+        XCTAssertGreaterThan(ink, 5, "no tick values along the bottom")
+        ink = 0
+        for y in 0..<size { for x in 0..<12 where im[x, y, 0] == 0.35 { ink += 1 } }
+        XCTAssertGreaterThan(ink, 5, "no tick values along the left edge")
         XCTAssertNotNil(extent(of: VAEPictures.palette[0], in: im, size: size))
     }
 }

@@ -94,7 +94,8 @@ public enum VAEPictures {
 
     /// A scatter plot of 2-D points coloured by label, as an RGB image of `size`×`size` (+ a legend strip
     /// on the right: one colour swatch per label with the label's number): white background, gray axes
-    /// through the origin, light grid lines at every integer, each point a 3×3 dot. Both axes share one
+    /// through the origin, light grid lines at every integer with their values along the bottom and
+    /// left edges, each point a 3×3 dot. Both axes share one
     /// scale; the plotted window is centred on the points and covers their 0.5th to 99.5th percentiles
     /// (linearly interpolated, as numpy's default) on each axis with a 10% margin (outliers beyond it
     /// are clamped to the border); points that all coincide get a window of ±1 around them.
@@ -126,13 +127,25 @@ public enum VAEPictures {
             guard x >= 0, x < w, y >= 0, y < h else { return }
             img[x, y, 0] = c.0; img[x, y, 1] = c.1; img[x, y, 2] = c.2
         }
-        // Grid lines at integers, axes through 0.
+        // Grid lines at integers, axes through 0; the lines' values along the bottom and left edges
+        // (every line, or every n-th so labels stay at least 24 pixels apart).
         if extent < 50 {
+            let perUnit = Float(size - 2 * margin) / (2 * extent)
+            let labelEvery = max(1, Int((24 / perUnit).rounded(.up)))
+            let ink: (Float, Float, Float) = (0.35, 0.35, 0.35)
             for (c, vertical) in [(cx, true), (cy, false)] {
                 var k = Int((c - extent).rounded(.up))
                 while Float(k) <= c + extent {
                     let p = px(Float(k), c), colour: (Float, Float, Float) = k == 0 ? (0.55, 0.55, 0.55) : (0.9, 0.9, 0.9)
                     for t in 0..<size { if vertical { set(p, t, colour) } else { set(t, size - 1 - p, colour) } }
+                    if k % labelEvery == 0 {
+                        let text = String(k)
+                        if vertical {
+                            ChartFont.draw(text, left: p + 3, top: size - 10, scale: 1, color: ink, plot: set)
+                        } else {
+                            ChartFont.draw(text, left: 3, top: size - 1 - p - 9, scale: 1, color: ink, plot: set)
+                        }
+                    }
                     k += 1
                 }
             }
