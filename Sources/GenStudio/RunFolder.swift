@@ -16,10 +16,22 @@ public struct RunFolder {
     /// - Parameter root: the folder default run folders go under (`outputs`, relative to the current directory).
     /// - Throws: ``StudioError/cannotCreateFolder(path:reason:)`` when it cannot be created or is a file.
     public init(explicit: URL?, generator: String, now: Date = Date(), root: URL = URL(fileURLWithPath: "outputs")) throws {
-        var isDir: ObjCBool = false
         var created = false
         if let explicit {
             url = explicit
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
+                guard isDir.boolValue else {
+                    throw StudioError.cannotCreateFolder(path: url.path, reason: "a file with that name exists")
+                }
+            } else {
+                do {
+                    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+                    created = true
+                } catch {
+                    throw StudioError.cannotCreateFolder(path: url.path, reason: (error as NSError).localizedDescription)
+                }
+            }
         } else {
             let f = DateFormatter()
             f.locale = Locale(identifier: "en_US_POSIX")
@@ -41,20 +53,6 @@ public struct RunFolder {
             }
             url = candidate
             created = true
-        }
-        if created {
-            // Made above.
-        } else if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
-            guard isDir.boolValue else {
-                throw StudioError.cannotCreateFolder(path: url.path, reason: "a file with that name exists")
-            }
-        } else {
-            do {
-                try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-                created = true
-            } catch {
-                throw StudioError.cannotCreateFolder(path: url.path, reason: (error as NSError).localizedDescription)
-            }
         }
         self.created = created
         guard FileManager.default.isWritableFile(atPath: url.path) else {

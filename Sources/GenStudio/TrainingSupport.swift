@@ -185,6 +185,10 @@ public struct KeptSetting: Equatable {
         self.requested = "\(requested)"
         self.stored = "\(stored)"
     }
+    /// An optional setting; nil (the option not set) reads "none".
+    init<T>(_ flag: String, _ requested: T?, _ stored: T?) {
+        self.init(flag, requested.map { "\($0)" } ?? "none", stored.map { "\($0)" } ?? "none")
+    }
 }
 
 /// The options of `kept` that `arguments` gives explicitly with a value other than the checkpoint's.
@@ -206,17 +210,20 @@ func ignoredOnResumeWarning(_ given: [String], resume: URL) -> String? {
 /// The stop reason when a run reaches its step total `total`, which is `--steps` or
 /// `--epochs` × steps per epoch, whichever is smaller: it names the option that set it.
 func stepLimitReason(total: Int, steps: Int?, epochs: Int?) -> String {
-    if let s = steps, s <= total { return "reached \(s) step\(s == 1 ? "" : "s")" }
+    if let s = steps, s <= total { return "reached \(counted(s, "step"))" }
     if let e = epochs { return epochLimitReason(e) }
-    return "reached \(total) step\(total == 1 ? "" : "s")"
+    return "reached \(counted(total, "step"))"
 }
+
+/// `n` and `noun`, in the plural unless `n` is 1: "1 step", "8 steps".
+private func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 
 /// The summary line of a finished training run: `stopped: <reason> after N steps`, without the
 /// step count when the reason already gives it ("reached 8 steps").
 public func stoppedLine(reason: String, steps: Int) -> String {
     reason == stepLimitReason(total: steps, steps: steps, epochs: nil) ? "stopped: \(reason)"
-        : "stopped: \(reason) after \(steps) step\(steps == 1 ? "" : "s")"
+        : "stopped: \(reason) after \(counted(steps, "step"))"
 }
 
 /// The stop reason when a run has done its `--epochs`.
-func epochLimitReason(_ epochs: Int) -> String { "reached \(epochs) epoch\(epochs == 1 ? "" : "s")" }
+func epochLimitReason(_ epochs: Int) -> String { "reached \(counted(epochs, "epoch"))" }

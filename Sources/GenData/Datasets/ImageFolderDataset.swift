@@ -203,17 +203,13 @@ public final class ImageFolderDataset {
         var visited = Set<FolderIdentity>()
         let fm = FileManager.default
         let rootReal = URL(fileURLWithPath: directory).resolvingSymlinksInPath().standardizedFileURL.path
-        func identity(_ path: String) -> FolderIdentity? {
-            var st = stat()
-            guard stat(path, &st) == 0 else { return nil }
-            return FolderIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-        }
         func isAncestorOfRoot(_ path: String) -> Bool {
             let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
             return real == "/" || rootReal == real || rootReal.hasPrefix(real + "/")
         }
-        func walk(_ dir: String, isRoot: Bool) {
-            guard let id = identity(dir), visited.insert(id).inserted else { return }
+        // `st`: the folder's stat(2), taken once by the caller.
+        func walk(_ dir: String, _ st: stat, isRoot: Bool) {
+            guard visited.insert(FolderIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))).inserted else { return }
             guard let names = try? fm.contentsOfDirectory(atPath: dir) else {
                 if !isRoot { out.append(dir) }     // unreadable: decoding reports why
                 return
@@ -224,13 +220,14 @@ public final class ImageFolderDataset {
                 if stat(path, &entry) == 0 && (entry.st_mode & S_IFMT) == S_IFDIR {
                     let isLink = lstat(path, &link) == 0 && (link.st_mode & S_IFMT) == S_IFLNK
                     if isLink && isAncestorOfRoot(path) { continue }
-                    walk(path, isRoot: false)
+                    walk(path, entry, isRoot: false)
                 } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
                     out.append(path)
                 }
             }
         }
-        walk(directory, isRoot: true)
+        var root = stat()
+        if stat(directory, &root) == 0 { walk(directory, root, isRoot: true) }
         return out.sorted()
     }
 

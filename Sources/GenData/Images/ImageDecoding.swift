@@ -186,6 +186,7 @@ func decodeError(_ rc: Int32, msg: [CChar], bytes: [UInt8], path: String) -> Ima
 /// not a regular file, permission). Opened non-blocking, so a named pipe or device given as an
 /// image is refused at once instead of waiting for a writer.
 func readImageFile(_ path: String) throws -> [UInt8] {
+    let notRegular = ImageError.unreadable(path: path, reason: "not a regular file (a named pipe, socket or device)")
     let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     if fd < 0 {
         let code = errno
@@ -195,7 +196,7 @@ func readImageFile(_ path: String) throws -> [UInt8] {
         }
         var target = stat()     // a socket cannot be opened at all (ENXIO): say what it is
         if stat(path, &target) == 0, (target.st_mode & S_IFMT) != S_IFREG, (target.st_mode & S_IFMT) != S_IFDIR {
-            throw ImageError.unreadable(path: path, reason: "not a regular file (a named pipe, socket or device)")
+            throw notRegular
         }
         throw ImageError.unreadable(path: path, reason: String(cString: strerror(code)))
     }
@@ -203,9 +204,7 @@ func readImageFile(_ path: String) throws -> [UInt8] {
     var st = stat()
     if fstat(fd, &st) != 0 { throw ImageError.unreadable(path: path, reason: String(cString: strerror(errno))) }
     if (st.st_mode & S_IFMT) == S_IFDIR { throw ImageError.unreadable(path: path, reason: "is a directory") }
-    if (st.st_mode & S_IFMT) != S_IFREG {
-        throw ImageError.unreadable(path: path, reason: "not a regular file (a named pipe, socket or device)")
-    }
+    if (st.st_mode & S_IFMT) != S_IFREG { throw notRegular }
     let size = Int(st.st_size)
     if size > 1 << 34 { throw ImageError.unreadable(path: path, reason: "file too large (\(size) bytes)") }
     var bytes = [UInt8](repeating: 0, count: size)

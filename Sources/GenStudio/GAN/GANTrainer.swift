@@ -56,7 +56,6 @@ public struct GANTrainingConfig: Codable, Equatable {
     /// command-line option of each (for the warning about options given with `--resume`).
     public func settingsKeptOnResume(stored: GANTrainingConfig) -> [KeptSetting] {
         let m = model, sm = stored.model
-        func clip(_ c: Float?) -> String { c.map { "\($0)" } ?? "none" }
         return [KeptSetting("--image-size", m.imageSize, sm.imageSize), KeptSetting("--channels", m.channels, sm.channels),
                 KeptSetting("--latent-dim", m.latentDim, sm.latentDim),
                 KeptSetting("--generator-filters", m.generatorFilters, sm.generatorFilters),
@@ -65,7 +64,7 @@ public struct GANTrainingConfig: Codable, Equatable {
                 KeptSetting("--d-learning-rate", dLearningRate, stored.dLearningRate),
                 KeptSetting("--g-learning-rate", gLearningRate, stored.gLearningRate),
                 KeptSetting("--learning-rate", "\(dLearningRate)/\(gLearningRate)", "\(stored.dLearningRate)/\(stored.gLearningRate)"),
-                KeptSetting("--beta1", adamBeta1, stored.adamBeta1), KeptSetting("--clip-value", clip(clipValue), clip(stored.clipValue)),
+                KeptSetting("--beta1", adamBeta1, stored.adamBeta1), KeptSetting("--clip-value", clipValue, stored.clipValue),
                 KeptSetting("--label-noise", labelNoise, stored.labelNoise), KeptSetting("--label-smoothing", labelSmoothing, stored.labelSmoothing),
                 KeptSetting("--batch-size", batchSize, stored.batchSize), KeptSetting("--seed", seed, stored.seed)]
     }

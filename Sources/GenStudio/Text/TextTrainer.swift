@@ -61,8 +61,7 @@ public struct TextTrainingConfig: Codable, Equatable {
          KeptSetting("--dropout", dropout, stored.dropout), KeptSetting("--seq-length", sequenceLength, stored.sequenceLength),
          KeptSetting("--window-step", windowStride, stored.windowStride), KeptSetting("--targets", targets, stored.targets),
          KeptSetting("--optimizer", optimizer, stored.optimizer), KeptSetting("--lr-decay", learningRateDecay, stored.learningRateDecay),
-         KeptSetting("--clip-norm", clipNorm.map { "\($0)" } ?? "none", stored.clipNorm.map { "\($0)" } ?? "none"),
-         KeptSetting("--clip-value", clipValue.map { "\($0)" } ?? "none", stored.clipValue.map { "\($0)" } ?? "none"),
+         KeptSetting("--clip-norm", clipNorm, stored.clipNorm), KeptSetting("--clip-value", clipValue, stored.clipValue),
          KeptSetting("--validation-split", validationSplit, stored.validationSplit),
          KeptSetting("--sample-length", sampleLength, stored.sampleLength), KeptSetting("--batch-size", batchSize, stored.batchSize),
          KeptSetting("--learning-rate", learningRate, stored.learningRate), KeptSetting("--seed", seed, stored.seed)]
