@@ -119,9 +119,8 @@ public struct VAESample: ParsableCommand {
     @Flag(help: "Write the interpolation as separate frames instead of one strip.") public var frames = false
     @Flag(help: "Write the latent manifold.") public var manifold = false
     @Option(help: "Side of the manifold grid.") public var manifoldSize: Int = 15
-    @Option(help: "Random seed.") public var seed: UInt64 = 1
-    @Option(name: .shortAndLong, help: "Output folder (default: outputs/vae/<timestamp>/).") public var output: String?
     @Option(help: "Largest accepted width×height of an --interpolate image's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+    @OptionGroup public var common: CommonOptions
 
     public init() {}
 
@@ -139,6 +138,7 @@ public struct VAESample: ParsableCommand {
 
     public func run() throws {
         try reportingErrors {
+            common.applyThreads()
             let model = try VAEModel.load(from: URL(fileURLWithPath: checkpoint))
             let mc = model.config
             // Read the interpolation ends before creating any output.
@@ -149,7 +149,7 @@ public struct VAESample: ParsableCommand {
             }
             let wantSamples = count != nil || grid != nil || (interpolate.isEmpty && !manifold)
             var pictures: [(Image, String)] = []
-            var rng = RandomGenerator(seed: seed)
+            var rng = RandomGenerator(seed: common.seed)
             if wantSamples {
                 let n = grid.map { $0 * $0 } ?? count ?? 64
                 let cols = grid ?? Int(Double(n).squareRoot().rounded(.up))
@@ -174,14 +174,14 @@ public struct VAESample: ParsableCommand {
             for (im, name) in pictures where !VAEPictures.isFinite(im) {
                 throw StudioError.incompatibleCheckpoint(path: checkpoint, reason: "decoding gives non-finite values (\(name))")
             }
-            let folder = try RunFolder(explicit: output.map { URL(fileURLWithPath: $0) }, generator: "vae")
+            let folder = try RunFolder(explicit: common.output.map { URL(fileURLWithPath: $0) }, generator: "vae")
             var out = ""
             for (im, name) in pictures {
                 let url = folder.file(name)
                 try im.write(to: url.path)
                 out += url.path + "\n"
             }
-            if mc.latentDim > 2 && manifold {
+            if mc.latentDim > 2 && manifold && !common.quiet {
                 printError("note: the manifold varies the first two of \(mc.latentDim) latent dimensions (the others are 0)")
             }
             FileHandle.standardOutput.write(Data(out.utf8))

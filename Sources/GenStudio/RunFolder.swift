@@ -74,6 +74,13 @@ public struct RunFolder {
         try? writeRecord(r)
     }
 
+    /// After a run that wrote nothing (interrupted before its first step): removes the folder if this
+    /// run created it and it is still empty (best effort).
+    public func discardIfUnused() {
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? ["?"]
+        if created && contents.isEmpty { try? FileManager.default.removeItem(at: url) }
+    }
+
     /// A file inside the run folder.
     public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 
@@ -175,6 +182,9 @@ public enum StudioError: Error, CustomStringConvertible {
     case nonFiniteLoss(step: Int, lastCheckpoint: String?)
     /// A checkpoint that does not fit the data or request.
     case incompatibleCheckpoint(path: String, reason: String)
+    /// Stopped (Ctrl-C or SIGTERM) before this session's first training step: nothing was written,
+    /// and the resumed checkpoint, when there is one (its path), is as it was.
+    case interruptedBeforeFirstStep(resumed: String?)
 
     public var description: String {
         switch self {
@@ -185,6 +195,9 @@ public enum StudioError: Error, CustomStringConvertible {
                 + (c.map { ", the last good checkpoint is \($0)" } ?? ", no checkpoint had been written yet")
                 + " (start a new run with a lower --learning-rate or with --clip-norm: a resumed run keeps its checkpoint's settings)"
         case .incompatibleCheckpoint(let p, let r): return "\(p): \(r)"
+        case .interruptedBeforeFirstStep(let r):
+            return "interrupted before the first training step: nothing was written"
+                + (r.map { " (\($0) is unchanged)" } ?? "")
         }
     }
 }

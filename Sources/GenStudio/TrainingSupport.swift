@@ -83,7 +83,8 @@ let checkpointFileName = "checkpoint.safetensors"
 /// The folder a training run writes to, after checking that it would not overwrite another run:
 /// `output`, else the resumed checkpoint's folder. A folder that already holds a
 /// `checkpoint.safetensors` is accepted only when that very file is the one being resumed (another
-/// checkpoint of that folder, such as a text run's `best.safetensors`, needs a new `--output`).
+/// checkpoint of that folder, such as a text run's `best.safetensors`, needs a new `--output`); one
+/// that holds a `metrics.csv` only when it is the resumed checkpoint's own folder.
 /// - Throws: ``StudioError/invalidOption(_:)`` naming the folder and how to proceed.
 func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> RunFolder {
     let explicit = output ?? resume?.deletingLastPathComponent()
@@ -101,6 +102,15 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
                     "\(explicit.path) already holds another run's \(checkpointFileName); choose another --output, "
                     + "or continue that run with --resume \(slot.path)")
             }
+        }
+        // Another run's metrics (one stopped before its first checkpoint, or another generator's):
+        // this run would append its rows to them.
+        let metrics = explicit.appendingPathComponent("metrics.csv")
+        let ownFolder = resume.map { samePath($0.deletingLastPathComponent(), explicit) } ?? false
+        if !ownFolder && FileManager.default.fileExists(atPath: metrics.path) {
+            throw StudioError.invalidOption(
+                "\(explicit.path) already holds another run's metrics.csv (a run that wrote no \(checkpointFileName)); "
+                + "choose another --output, or remove that folder first")
         }
     }
     return try RunFolder(explicit: explicit, generator: generator)

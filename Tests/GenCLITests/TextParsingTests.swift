@@ -151,5 +151,7 @@ final class TextParsingTests: XCTestCase {
         XCTAssertEqual(GenCLI.exitCode(for: StudioError.incompatibleCheckpoint(path: "c", reason: "r")), 2)
         XCTAssertEqual(GenCLI.exitCode(for: StudioError.nonFiniteLoss(step: 3, lastCheckpoint: nil)), 1)
         XCTAssertEqual(GenCLI.exitCode(for: StudioError.cannotCreateFolder(path: "p", reason: "r")), 1)
+        // Ctrl-C before the first step: the interrupted status (128 + SIGINT), as a stop later on gives.
+        XCTAssertEqual(GenCLI.exitCode(for: StudioError.interruptedBeforeFirstStep(resumed: nil)), 130)
     }
 }

@@ -93,3 +93,79 @@ final class RunFolderTests: XCTestCase {
         XCTAssertFalse(try RunFolder(explicit: explicit, generator: "vae", now: now, root: root).created)
     }
 }
+
+/// Ctrl-C while the data loads (before the first step), and output folders holding another run's records.
+final class InterruptAndFolderTests: XCTestCase {
+    /// The three trainers, each as "start a run into `output` (resuming `resume`) and run it with `stop`".
+    func trainers(in dir: URL) throws -> [(String, (URL?, URL, @escaping () -> Bool) throws -> URL)] {
+        let corpus = try writeCorpus(syntheticText(count: 400), in: dir)
+        let bars = try writeBarsIDX(in: dir.appendingPathComponent("bars"))
+        let images = try writeImageFolder(8, in: dir)
+        return [
+            ("text", { resume, output, stop in
+                try TextTrainer(corpus: corpus, config: tinyConfig(steps: resume == nil ? 2 : 4), resume: resume,
+                                output: output, arguments: [], progress: SilentProgress()).run(shouldStop: stop).checkpoint }),
+            ("vae", { resume, output, stop in
+                var c = tinyVAEConfig(data: bars, steps: resume == nil ? 2 : 4)
+                if resume != nil { c.data = nil }
+                return try VAETrainer(config: c, resume: resume, output: output, arguments: [], progress: SilentProgress())
+                    .run(shouldStop: stop).checkpoint }),
+            ("gan", { resume, output, stop in
+                try GANTrainer(data: images.path, config: tinyGANConfig(steps: resume == nil ? 2 : 4), resume: resume, output: output,
+                               arguments: ["gen", "gan", "train"], progress: SilentProgress()).run(shouldStop: stop).checkpoint }),
+        ]
+    }
+
+    func contents(_ folder: URL) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        let e = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)
+        while let u = e?.nextObject() as? URL {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: u.path, isDirectory: &isDir), !isDir.boolValue {
+                files[u.path] = try Data(contentsOf: u)
+            }
+        }
+        return files
+    }
+
+    /// A stop requested before the first step writes nothing: a fresh run leaves no folder behind
+    /// (no step-0 pictures or checkpoint), a resumed run leaves its folder byte for byte as it was.
+    func testStopBeforeTheFirstStepWritesNothing() throws {
+        let dir = try makeStudioTempDir(self)
+        for (name, start) in try trainers(in: dir) {
+            let fresh = dir.appendingPathComponent("\(name)-fresh")
+            XCTAssertThrowsError(try start(nil, fresh, { true }), name) { error in
+                guard case StudioError.interruptedBeforeFirstStep(nil) = error else { return XCTFail("\(name): \(error)") }
+                XCTAssertTrue("\(error)".contains("nothing was written"), "\(error)")
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: fresh.path), "\(name): the run folder was left behind")
+
+            let run = dir.appendingPathComponent("\(name)-run")
+            let checkpoint = try start(nil, run, { false })
+            let before = try contents(run)
+            XCTAssertFalse(before.isEmpty)
+            XCTAssertThrowsError(try start(checkpoint, run, { true }), name) { error in
+                guard case StudioError.interruptedBeforeFirstStep(let resumed?) = error else { return XCTFail("\(name): \(error)") }
+                XCTAssertEqual(resumed, checkpoint.path)
+            }
+            XCTAssertEqual(try contents(run), before, "\(name): the resumed run's folder changed")
+        }
+    }
+
+    /// A folder holding another run's metrics.csv (one that stopped before its first checkpoint) is
+    /// refused for a new run: its rows would be appended to.
+    func testFolderWithAnotherRunsMetricsIsRefused() throws {
+        let dir = try makeStudioTempDir(self)
+        for (name, start) in try trainers(in: dir) {
+            let run = dir.appendingPathComponent("\(name)-old")
+            try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+            let old = Data("step,epoch\n1,1\n".utf8)
+            try old.write(to: run.appendingPathComponent("metrics.csv"))
+            XCTAssertThrowsError(try start(nil, run, { false }), name) { error in
+                XCTAssertTrue("\(error)".contains("metrics.csv") && "\(error)".contains("--output"), "\(name): \(error)")
+            }
+            XCTAssertEqual(try Data(contentsOf: run.appendingPathComponent("metrics.csv")), old)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.path), ["metrics.csv"])
+        }
+    }
+}

@@ -64,7 +64,8 @@ final class ConsoleProgress: ProgressReporter {
 }
 
 /// Set when the user presses Ctrl-C once (or the process gets SIGTERM); training stops cleanly at the
-/// next step with a checkpoint, and gen exits with status 130. A second signal aborts at once.
+/// next step with a checkpoint, and gen exits with status 130. A second signal aborts at once. A stop
+/// requested before the first training step (while the data loads) writes nothing.
 enum Interrupt {
     nonisolated(unsafe) static var requested = false
     nonisolated(unsafe) static var installed = false

@@ -19,6 +19,13 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw e
     } catch let e as ValidationError {
         throw e
+    } catch let e as StudioError {
+        if case .interruptedBeforeFirstStep = e {
+            printError("gen: \(e)")         // not an error: the user asked to stop
+        } else {
+            printError("gen: error: \(describe(e))")
+        }
+        throw ExitCode(exitCode(for: e))
     } catch {
         printError("gen: error: \(describe(error))")
         throw ExitCode(exitCode(for: error))
@@ -44,6 +51,7 @@ func exitCode(for error: Error) -> Int32 {
         switch e {
         case .invalidOption, .incompatibleCheckpoint: return 2
         case .cannotCreateFolder, .nonFiniteLoss: return 1
+        case .interruptedBeforeFirstStep: return 130
         }
     default: return 1
     }

@@ -350,10 +350,16 @@ public final class GANTrainer {
 
     /// Runs until a stopping criterion (steps, epochs, time limit, `shouldStop`) is met.
     /// - Throws: ``GANError/nonFinite(step:what:lastCheckpoint:)`` (the last good checkpoint is kept,
-    ///   no grid is written from bad weights), file errors. Failures are recorded in `run.json`.
+    ///   no grid is written from bad weights);
+    ///   ``StudioError/interruptedBeforeFirstStep(resumed:)`` when `shouldStop` is already true before
+    ///   the first step (nothing is written; a folder this run made is removed);
+    ///   and file errors. Failures other than the interruption are recorded in `run.json`.
     public func run(shouldStop: () -> Bool = { false }) throws -> GANTrainingSummary {
         do {
             return try runTraining(shouldStop: shouldStop)
+        } catch StudioError.interruptedBeforeFirstStep(let resumed) {
+            folder.discardIfUnused()
+            throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
         } catch GANError.nonFinite(let step, let what, _) {
             let e = GANError.nonFinite(step: step, what: what, lastCheckpoint: lastCheckpoint?.path)
             folder.recordFailure(e, record: record)
@@ -365,6 +371,8 @@ public final class GANTrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> GANTrainingSummary {
+        // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
+        if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
         if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed

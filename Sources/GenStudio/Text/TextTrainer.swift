@@ -492,10 +492,16 @@ public final class TextTrainer {
     /// - Parameter shouldStop: polled between steps (e.g. set by SIGINT); training then ends cleanly
     ///   with a checkpoint.
     /// - Throws: ``StudioError/nonFiniteLoss(step:lastCheckpoint:)`` (no checkpoint is written for that
-    ///   step), and file-writing errors.
+    ///   step);
+    ///   ``StudioError/interruptedBeforeFirstStep(resumed:)`` when `shouldStop` is already true before
+    ///   the first step (nothing is written; a folder this run made is removed),
+    ///   and file-writing errors.
     public func run(shouldStop: () -> Bool = { false }) throws -> TextTrainingSummary {
         do {
             return try runTraining(shouldStop: shouldStop)
+        } catch StudioError.interruptedBeforeFirstStep(let resumed) {
+            folder.discardIfUnused()
+            throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
         } catch {
             folder.recordFailure(error, record: record)
             throw error
@@ -510,6 +516,8 @@ public final class TextTrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> TextTrainingSummary {
+        // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
+        if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
         if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed

@@ -359,10 +359,16 @@ public final class VAETrainer {
 
     /// Runs training until a stopping criterion (epochs, steps, time limit, `shouldStop`) is met.
     /// - Throws: ``VAEError/nonFiniteLoss(step:lastCheckpoint:)`` (no checkpoint or picture is written
-    ///   for that step; the last good checkpoint stays as it was), and file-writing errors.
+    ///   for that step; the last good checkpoint stays as it was);
+    ///   ``StudioError/interruptedBeforeFirstStep(resumed:)`` when `shouldStop` is already true before
+    ///   the first step (nothing is written; a folder this run made is removed),
+    ///   and file-writing errors.
     public func run(shouldStop: () -> Bool = { false }) throws -> VAETrainingSummary {
         do {
             return try runTraining(shouldStop: shouldStop)
+        } catch StudioError.interruptedBeforeFirstStep(let resumed) {
+            folder.discardIfUnused()
+            throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
         } catch {
             folder.recordFailure(error, record: record)
             throw error
@@ -370,6 +376,8 @@ public final class VAETrainer {
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> VAETrainingSummary {
+        // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
+        if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
         if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
