@@ -114,6 +114,17 @@ public struct RunFolder {
         if dropped { try writeFileAtomically(Data(kept.joined(separator: "\n").utf8), to: target) }
     }
 
+    /// Writes `run.json` beside a new checkpoint, before the run has ended: outcome
+    /// `unfinished: last checkpoint at step N`, so a run killed outright (`kill -9`, power loss)
+    /// still leaves its record. The run's end (or failure) writes the final record over it.
+    /// - Throws: file errors.
+    public func writeCheckpointRecord(_ record: RunRecord, step: Int) throws {
+        var r = record
+        r.outcome = "unfinished: last checkpoint at step \(step)"
+        r.settings["steps_done"] = String(step)
+        try writeRecord(r)
+    }
+
     /// Writes `run.json` atomically.
     public func writeRecord(_ record: RunRecord) throws {
         let enc = JSONEncoder()
@@ -139,7 +150,8 @@ public struct RunRecord: Codable {
     public var finished: String?
     /// Named durations in seconds (e.g. `training`, `validation`, `sampling`).
     public var timings: [String: Double]
-    /// How the run ended: `completed`, `time limit`, `interrupted`, or an error message.
+    /// How the run ended: `completed`, `time limit`, `interrupted`, or an error message; while it
+    /// runs (after its first checkpoint), `unfinished: last checkpoint at step N`.
     public var outcome: String?
 
     public init(generator: String, arguments: [String], settings: [String: String], seed: UInt64) {

@@ -97,22 +97,28 @@ final class RunFolderTests: XCTestCase {
 /// Ctrl-C while the data loads (before the first step), and output folders holding another run's records.
 final class InterruptAndFolderTests: XCTestCase {
     /// The three trainers, each as "start a run into `output` (resuming `resume`) and run it with `stop`".
-    func trainers(in dir: URL) throws -> [(String, (URL?, URL, @escaping () -> Bool) throws -> URL)] {
+    /// `checkpointEvery`: also a checkpoint every that many steps (default: only at the end).
+    func trainers(in dir: URL, checkpointEvery: Int? = nil) throws -> [(String, (URL?, URL, @escaping () -> Bool) throws -> URL)] {
         let corpus = try writeCorpus(syntheticText(count: 400), in: dir)
         let bars = try writeBarsIDX(in: dir.appendingPathComponent("bars"))
         let images = try writeImageFolder(8, in: dir)
         return [
             ("text", { resume, output, stop in
-                try TextTrainer(corpus: corpus, config: tinyConfig(steps: resume == nil ? 2 : 4), resume: resume,
-                                output: output, arguments: [], progress: SilentProgress()).run(shouldStop: stop).checkpoint }),
+                var c = tinyConfig(steps: resume == nil ? 2 : 4)
+                c.checkpointEvery = checkpointEvery
+                return try TextTrainer(corpus: corpus, config: c, resume: resume,
+                                       output: output, arguments: [], progress: SilentProgress()).run(shouldStop: stop).checkpoint }),
             ("vae", { resume, output, stop in
                 var c = tinyVAEConfig(data: bars, steps: resume == nil ? 2 : 4)
+                c.checkpointEvery = checkpointEvery
                 if resume != nil { c.data = nil }
                 return try VAETrainer(config: c, resume: resume, output: output, arguments: [], progress: SilentProgress())
                     .run(shouldStop: stop).checkpoint }),
             ("gan", { resume, output, stop in
-                try GANTrainer(data: images.path, config: tinyGANConfig(steps: resume == nil ? 2 : 4), resume: resume, output: output,
-                               arguments: ["gen", "gan", "train"], progress: SilentProgress()).run(shouldStop: stop).checkpoint }),
+                var c = tinyGANConfig(steps: resume == nil ? 2 : 4)
+                c.checkpointEvery = checkpointEvery
+                return try GANTrainer(data: images.path, config: c, resume: resume, output: output,
+                                      arguments: ["gen", "gan", "train"], progress: SilentProgress()).run(shouldStop: stop).checkpoint }),
         ]
     }
 
@@ -166,6 +172,27 @@ final class InterruptAndFolderTests: XCTestCase {
             }
             XCTAssertEqual(try Data(contentsOf: run.appendingPathComponent("metrics.csv")), old)
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.path), ["metrics.csv"])
+        }
+    }
+}
+
+extension InterruptAndFolderTests {
+    /// A run killed outright after a checkpoint still has its `run.json` (outcome "unfinished"); the
+    /// end of the run replaces it with the final record.
+    func testRunRecordIsWrittenWithEachCheckpoint() throws {
+        let dir = try makeStudioTempDir(self)
+        for (name, start) in try trainers(in: dir, checkpointEvery: 1) {
+            let run = dir.appendingPathComponent("\(name)-run")
+            var seen: [String] = []
+            _ = try start(nil, run, {
+                // Polled before each step: after step 1's checkpoint (every step here), run.json exists.
+                if let d = try? Data(contentsOf: run.appendingPathComponent("run.json")),
+                   let r = try? JSONDecoder().decode(RunRecord.self, from: d) { seen.append(r.outcome ?? "nil") }
+                return false
+            })
+            XCTAssertTrue(seen.contains("unfinished: last checkpoint at step 1"), "\(name): \(seen)")
+            let final = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: run.appendingPathComponent("run.json")))
+            XCTAssertEqual(final.outcome, "reached 2 steps", name)
         }
     }
 }

@@ -322,7 +322,7 @@ public final class GANTrainer {
     /// The discriminator being trained.
     public var currentDiscriminator: GANDiscriminator { discriminator }
 
-    /// Writes `checkpoint.safetensors` atomically.
+    /// Writes `checkpoint.safetensors` atomically, then `run.json` as unfinished at this step.
     @discardableResult
     func saveCheckpoint() throws -> URL {
         var ckpt = Checkpoint(generator: GANKeys.generator)
@@ -341,6 +341,7 @@ public final class GANTrainer {
         let url = folder.file("checkpoint.safetensors")
         try ckpt.save(to: url)
         lastCheckpoint = url
+        try folder.writeCheckpointRecord(record, step: state.step)
         progress.report(.wrote(url, what: "checkpoint"))
         return url
     }

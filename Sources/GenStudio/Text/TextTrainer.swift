@@ -396,7 +396,8 @@ public final class TextTrainer {
     /// The run folder.
     public var runFolder: URL { folder.url }
 
-    /// Writes a checkpoint atomically (`checkpoint.safetensors` in the run folder, or `name`).
+    /// Writes a checkpoint atomically (`checkpoint.safetensors` in the run folder, or `name`); after
+    /// `checkpoint.safetensors`, also `run.json` as unfinished at this step.
     @discardableResult
     func saveCheckpoint(named name: String = "checkpoint.safetensors") throws -> URL {
         var ckpt = Checkpoint(generator: TextKeys.generator)
@@ -410,7 +411,10 @@ public final class TextTrainer {
         ckpt.metadata[Checkpoint.Key.optimizer] = optimizer.name
         let url = folder.file(name)
         try ckpt.save(to: url)
-        if name == "checkpoint.safetensors" { lastCheckpoint = url }
+        if name == "checkpoint.safetensors" {
+            lastCheckpoint = url
+            try folder.writeCheckpointRecord(record, step: state.step)
+        }
         progress.report(.wrote(url, what: name == "checkpoint.safetensors" ? "checkpoint" : "best checkpoint"))
         return url
     }

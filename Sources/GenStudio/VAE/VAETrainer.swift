@@ -278,7 +278,8 @@ public final class VAETrainer {
     /// The run folder.
     public var runFolder: URL { folder.url }
 
-    /// Writes `checkpoint.safetensors` atomically: weights, Adam moments, settings and state.
+    /// Writes `checkpoint.safetensors` atomically: weights, Adam moments, settings and state; then
+    /// `run.json` as unfinished at this step (see ``RunFolder/writeCheckpointRecord(_:step:)``).
     @discardableResult
     func saveCheckpoint() throws -> URL {
         var ckpt = Checkpoint(generator: VAEKeys.generator)
@@ -294,6 +295,7 @@ public final class VAETrainer {
         let url = folder.file("checkpoint.safetensors")
         try ckpt.save(to: url)
         lastCheckpoint = url
+        try folder.writeCheckpointRecord(record, step: state.step)
         progress.report(.wrote(url, what: "checkpoint"))
         return url
     }
