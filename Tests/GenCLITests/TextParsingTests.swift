@@ -125,6 +125,9 @@ final class TextParsingTests: XCTestCase {
             (["text", "train", "--corpus", "x", "--no-such-option"], "--no-such-option"),
             (["text", "train"], "--corpus"),
             (["text", "dance"], "dance"),
+            (["bench", "vae", "--budget", "nan"], "--budget"),
+            (["bench", "vae", "--budget", "0"], "--budget"),
+            (["bench", "vae", "--budget", "inf"], "--budget"),
         ]
         for (args, option) in cases {
             XCTAssertThrowsError(try GenCommand.parseAsRoot(args), "\(args) parsed") { e in
