@@ -137,6 +137,7 @@ public struct DreamCommand: ParsableCommand {
             // Where results go: --output, or a fresh run folder.
             let outputURL: URL
             var folder: RunFolder?
+            try refuseOutputOverwritingInput(output, inputs: [(image, "input image")] + (guide.map { [($0, "guide image")] } ?? []))
             if let output {
                 outputURL = URL(fileURLWithPath: output)
                 let dir = outputURL.deletingLastPathComponent()

@@ -168,7 +168,7 @@ public struct ImageCommand: ParsableCommand {
                 print(output)
             } catch let e as ImageError {
                 ImageCommand.fail(e.description)
-                throw ExitCode(2)
+                throw ExitCode(GenCLI.exitCode(for: e))     // 2 for bad input, 1 for a failed write
             }
         }
     }

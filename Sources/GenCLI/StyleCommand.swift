@@ -110,6 +110,9 @@ public struct StyleCommand: ParsableCommand {
         try reportingErrors {
             common.applyThreads()
             Interrupt.install()
+            var inputs = [(content, "content image")] + styles.map { ($0, "style image") }
+            if !["content", "random"].contains(initImage) { inputs.append((initImage, "--init image")) }
+            try refuseOutputOverwritingInput(common.output, inputs: inputs)
             let progress = ConsoleProgress(quiet: common.quiet)
             let transfer = try StyleTransfer(
                 content: URL(fileURLWithPath: content), styles: styles.map { URL(fileURLWithPath: $0) },

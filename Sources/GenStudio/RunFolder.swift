@@ -8,6 +8,9 @@ public struct RunFolder {
     public let url: URL
     /// Whether this run created the folder (it is removed again if the run fails before writing anything).
     public let created: Bool
+    /// The run record's file name inside the folder: `run.json`, or `<result>-run.json` for a
+    /// command whose `--output` names its result file (several results may share one folder).
+    public var recordFileName = "run.json"
 
     /// Uses `explicit` when given, else a new folder `outputs/<generator>/<YYYYMMDD-HHMMSS>` under the
     /// current directory (UTC), with `-2`, `-3`, ... appended when a run started in the same second
@@ -125,11 +128,11 @@ public struct RunFolder {
         try writeRecord(r)
     }
 
-    /// Writes `run.json` atomically.
+    /// Writes the run record (``recordFileName``, normally `run.json`) atomically.
     public func writeRecord(_ record: RunRecord) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(try enc.encode(record), to: file("run.json"))
+        try writeFileAtomically(try enc.encode(record), to: file(recordFileName))
     }
 }
 

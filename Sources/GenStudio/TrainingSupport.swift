@@ -84,7 +84,7 @@ let checkpointFileName = "checkpoint.safetensors"
 /// `output`, else the resumed checkpoint's folder. A folder that already holds a
 /// `checkpoint.safetensors` is accepted only when that very file is the one being resumed (another
 /// checkpoint of that folder, such as a text run's `best.safetensors`, needs a new `--output`); one
-/// that holds a `metrics.csv` only when it is the resumed checkpoint's own folder.
+/// that holds a `metrics.csv` or `run.json` only when it is the resumed checkpoint's own folder.
 /// - Throws: ``StudioError/invalidOption(_:)`` naming the folder and how to proceed.
 func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> RunFolder {
     let explicit = output ?? resume?.deletingLastPathComponent()
@@ -103,13 +103,13 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
                     + "or continue that run with --resume \(slot.path)")
             }
         }
-        // Another run's metrics (one stopped before its first checkpoint, or another generator's):
-        // this run would append its rows to them.
-        let metrics = explicit.appendingPathComponent("metrics.csv")
+        // Another run's records (one stopped before its first checkpoint, or another generator's):
+        // this run would append its rows to that metrics.csv and replace that run.json.
         let ownFolder = resume.map { samePath($0.deletingLastPathComponent(), explicit) } ?? false
-        if !ownFolder && FileManager.default.fileExists(atPath: metrics.path) {
+        for name in ["metrics.csv", "run.json"]
+        where !ownFolder && FileManager.default.fileExists(atPath: explicit.appendingPathComponent(name).path) {
             throw StudioError.invalidOption(
-                "\(explicit.path) already holds another run's metrics.csv (a run that wrote no \(checkpointFileName)); "
+                "\(explicit.path) already holds another run's \(name) (a run that wrote no \(checkpointFileName)); "
                 + "choose another --output, or remove that folder first")
         }
     }

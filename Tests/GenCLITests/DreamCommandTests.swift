@@ -132,6 +132,12 @@ final class DreamCommandTests: XCTestCase {
         let first = try Data(contentsOf: jpg)
         XCTAssertEqual(try gen(["dream", input.path, "-o", jpg.path] + fast).status, 0)
         XCTAssertEqual(try Data(contentsOf: jpg), first)
+
+        // The output may not be the input (another spelling of it included): refused, input kept.
+        let original = try Data(contentsOf: input)
+        try assertCleanFailure(["dream", input.path, "--output", dir.appendingPathComponent("./in.png").path] + fast,
+                               mentions: ["is the input image", "in.png"])
+        XCTAssertEqual(try Data(contentsOf: input), original)
     }
 
     func testProgressReportsTheObjectivePerOctave() throws {

@@ -118,6 +118,9 @@ final class TextParsingTests: XCTestCase {
             (["text", "train", "--corpus", "x", "--steps", "0"], "--steps"),
             (["text", "train", "--corpus", "x", "--epochs", "0"], "--epochs"),
             (["text", "train", "--corpus", "x", "--time-limit", "0"], "--time-limit"),
+            (["text", "train", "--corpus", "x", "--time-limit", "inf"], "--time-limit"),
+            (["vae", "train", "--time-limit", "inf"], "--time-limit"),
+            (["gan", "train", "--data", "x", "--time-limit", "inf"], "--time-limit"),
             (["text", "train", "--corpus", "x", "--threads", "0"], "--threads"),
             (["text", "train", "--corpus", "x", "--clip-norm", "-1"], "--clip-norm"),
             (["text", "train", "--corpus", "x", "--window-step", "0"], "--window-step"),
@@ -126,6 +129,9 @@ final class TextParsingTests: XCTestCase {
             (["text", "train"], "--corpus"),
             (["text", "dance"], "dance"),
             (["bench", "vae", "--budget", "nan"], "--budget"),
+            (["text", "train", "--corpus", "x", "--output", ""], "--output"),
+            (["vae", "train", "--resume", ""], "--resume"),
+            (["vae", "sample", "--checkpoint", "c", "-o", ""], "--output"),
             (["bench", "vae", "--budget", "0"], "--budget"),
             (["bench", "vae", "--budget", "inf"], "--budget"),
         ]
@@ -154,6 +160,9 @@ final class TextParsingTests: XCTestCase {
         XCTAssertEqual(GenCLI.exitCode(for: StudioError.incompatibleCheckpoint(path: "c", reason: "r")), 2)
         XCTAssertEqual(GenCLI.exitCode(for: StudioError.nonFiniteLoss(step: 3, lastCheckpoint: nil)), 1)
         XCTAssertEqual(GenCLI.exitCode(for: StudioError.cannotCreateFolder(path: "p", reason: "r")), 1)
+        // A full disk while writing is a run failure (1), as the README says, not bad input.
+        XCTAssertEqual(GenCLI.exitCode(for: CheckpointError(file: "c", kind: .writeFailed("write failed: No space left on device"))), 1)
+        XCTAssertEqual(GenCLI.exitCode(for: ImageError.writeFailed(path: "p.png", reason: "No space left on device")), 1)
         // Ctrl-C before the first step: the interrupted status (128 + SIGINT), as a stop later on gives.
         XCTAssertEqual(GenCLI.exitCode(for: StudioError.interruptedBeforeFirstStep(resumed: nil)), 130)
     }

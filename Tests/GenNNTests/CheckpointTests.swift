@@ -523,6 +523,41 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["out.txt"])
     }
 
+    /// A write-protected destination is refused (for root too, who could otherwise replace it),
+    /// and left as it was.
+    func testWriteProtectedDestinationIsRefused() throws {
+        let url = folder.appendingPathComponent("keep.png")
+        try Data("original".utf8).write(to: url)
+        chmod(url.path, 0o444)
+        defer { chmod(url.path, 0o644) }
+        XCTAssertThrowsError(try writeFileAtomically(Data("new".utf8), to: url)) { e in
+            guard let fe = e as? FileWriteError else { return XCTFail("\(e)") }
+            XCTAssertEqual(fe.code, EACCES)
+            XCTAssertTrue(fe.description.contains(url.path) && fe.description.contains("write-protected"), fe.description)
+        }
+        XCTAssertEqual(try Data(contentsOf: url), Data("original".utf8))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["keep.png"])
+    }
+
+    /// The temporary file of a write in progress is known to the abort path (a second Ctrl-C),
+    /// which removes it; after the write nothing is pending.
+    func testPendingTemporaryFileIsRemovedOnAbort() throws {
+        let url = folder.appendingPathComponent("big.bin")
+        XCTAssertThrowsError(try writeFileAtomically(to: url) { w in
+            try w.write(Data([1, 2, 3]))
+            let temporaries = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix(".big.bin.tmp-") }
+            XCTAssertEqual(temporaries.count, 1)
+            PendingTemporaryFile.removeOnAbort()     // what the signal handler does before _exit
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix(".big.bin.tmp-") }, [])
+        })  // (the process would have exited; here the rename of the removed file fails)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url.path))
+        // Afterwards nothing is pending: an abort now removes nothing.
+        let other = folder.appendingPathComponent(".big.bin.tmp-0-0")
+        try Data([9]).write(to: other)
+        PendingTemporaryFile.removeOnAbort()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: other.path))
+    }
+
     func testFailedWritesLeaveTheOldFileUntouched() throws {
         struct Boom: Error {}
         let url = folder.appendingPathComponent("keep.safetensors")

@@ -324,11 +324,17 @@ final class StyleCommandLineTests: XCTestCase {
     func binary() throws -> URL {
         let fm = FileManager.default
         if let env = ProcessInfo.processInfo.environment["GEN_BINARY"], fm.isExecutableFile(atPath: env) { return URL(fileURLWithPath: env) }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        for p in [".build-style/debug/gen", ".build-style/release/gen", ".build/debug/gen", ".build/release/gen"] {
-            let u = root.appendingPathComponent(p)
-            if fm.isExecutableFile(atPath: u.path) { return u }
+        // The `gen` of this build first: beside the test bundle in the build products folder (a
+        // stale binary in another scratch folder would test old code).
+        var candidates: [URL] = []
+        var dir = Bundle(for: StyleCommandLineTests.self).bundleURL.deletingLastPathComponent()
+        for _ in 0..<3 {
+            candidates.append(dir.appendingPathComponent("gen"))
+            dir = dir.deletingLastPathComponent()
         }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/gen"))
+        if let u = candidates.first(where: { fm.isExecutableFile(atPath: $0.path) && !$0.hasDirectoryPath }) { return u }
         throw XCTSkip("gen executable not found (build it, or set GEN_BINARY)")
     }
 
@@ -386,6 +392,30 @@ final class StyleCommandLineTests: XCTestCase {
                                         "--output", out.path, "--threads", "1"], in: dir)
         XCTAssertEqual(status, 0, stderr)
         XCTAssertEqual(try Image(contentsOf: out.path).width, 48)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run.json").path))
+        // Records are named after the result, so a second result in the same folder keeps its own.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("result-run.json").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("result-metrics.csv").path))
+        let first = try Data(contentsOf: dir.appendingPathComponent("result-run.json"))
+        let (s2, e2) = try gen(["style", content.path, style.path, "--random-weights", "--iterations", "2",
+                                "--output", dir.appendingPathComponent("other.png").path, "--threads", "1"], in: dir)
+        XCTAssertEqual(s2, 0, e2)
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("result-run.json")), first)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("other-run.json").path))
+        // A folder holding another run's records is refused, and nothing in it changes.
+        let before = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        try Data("{}".utf8).write(to: dir.appendingPathComponent("run.json"))
+        let (s3, e3) = try gen(["style", content.path, style.path, "--random-weights", "--iterations", "2",
+                                "--output", dir.path, "--threads", "1"], in: dir)
+        XCTAssertEqual(s3, 2, e3)
+        XCTAssertTrue(e3.contains("already holds another run's run.json"), e3)
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("run.json")), Data("{}".utf8))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), (before + ["run.json"]).sorted())
+        // The result may not be an input image.
+        let original = try Data(contentsOf: content)
+        let (s4, e4) = try gen(["style", content.path, style.path, "--random-weights", "--iterations", "2",
+                                "--output", content.path, "--threads", "1"], in: dir)
+        XCTAssertEqual(s4, 2, e4)
+        XCTAssertTrue(e4.contains("is the content image"), e4)
+        XCTAssertEqual(try Data(contentsOf: content), original)
     }
 }

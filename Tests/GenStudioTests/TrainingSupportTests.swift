@@ -163,15 +163,17 @@ final class InterruptAndFolderTests: XCTestCase {
     func testFolderWithAnotherRunsMetricsIsRefused() throws {
         let dir = try makeStudioTempDir(self)
         for (name, start) in try trainers(in: dir) {
-            let run = dir.appendingPathComponent("\(name)-old")
-            try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
-            let old = Data("step,epoch\n1,1\n".utf8)
-            try old.write(to: run.appendingPathComponent("metrics.csv"))
-            XCTAssertThrowsError(try start(nil, run, { false }), name) { error in
-                XCTAssertTrue("\(error)".contains("metrics.csv") && "\(error)".contains("--output"), "\(name): \(error)")
+            for record in ["metrics.csv", "run.json"] {
+                let run = dir.appendingPathComponent("\(name)-old-\(record)")
+                try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+                let old = Data("step,epoch\n1,1\n".utf8)
+                try old.write(to: run.appendingPathComponent(record))
+                XCTAssertThrowsError(try start(nil, run, { false }), name) { error in
+                    XCTAssertTrue("\(error)".contains(record) && "\(error)".contains("--output"), "\(name): \(error)")
+                }
+                XCTAssertEqual(try Data(contentsOf: run.appendingPathComponent(record)), old)
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.path), [record])
             }
-            XCTAssertEqual(try Data(contentsOf: run.appendingPathComponent("metrics.csv")), old)
-            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.path), ["metrics.csv"])
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GenStudio
+import GenTensor
 
 /// Shows progress on stderr: a live, redrawn line on a terminal; plain lines at most every
 /// `plainInterval` seconds otherwise (logs, pipes, CI).
@@ -74,7 +75,10 @@ enum Interrupt {
         guard !installed else { return }
         installed = true
         let handler: @convention(c) (Int32) -> Void = { _ in
-            if Interrupt.requested { _exit(130) }
+            if Interrupt.requested {
+                PendingTemporaryFile.removeOnAbort()    // no half-written .tmp file left behind
+                _exit(130)
+            }
             Interrupt.requested = true
         }
         signal(SIGINT, handler)

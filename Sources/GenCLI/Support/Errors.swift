@@ -41,7 +41,14 @@ func describe(_ error: Error) -> String {
 /// 2 for input errors, 1 for run failures.
 func exitCode(for error: Error) -> Int32 {
     switch error {
-    case is TextError, is CheckpointError, is OptimizerError, is ImageError, is DatasetError: return 2
+    // A failed write (full disk, I/O error) is a run failure, not bad input.
+    case let e as CheckpointError:
+        if case .writeFailed = e.kind { return 1 }
+        return 2
+    case let e as ImageError:
+        if case .writeFailed = e { return 1 }
+        return 2
+    case is TextError, is OptimizerError, is DatasetError: return 2
     case let e as PretrainedError:
         switch e.kind {
         case .downloadFailed, .checksumMismatch: return 1

@@ -21,6 +21,8 @@ public struct CommonOptions: ParsableArguments {
 
     public func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+        // An empty path (an unset shell variable) would mean the current folder.
+        if output?.isEmpty == true { throw ValidationError("--output must not be empty") }
     }
 
     /// Applies `--threads` to the engine and OpenBLAS.
@@ -35,7 +37,7 @@ public struct TrainingOptions: ParsableArguments {
     @Option(help: "Stop after this many optimizer steps in total.")
     public var steps: Int?
 
-    @Option(name: .customLong("time-limit"), help: "Stop after this many minutes of training (fractions allowed).")
+    @Option(name: .customLong("time-limit"), help: "Stop after this many minutes of training in this session (fractions allowed; a resume starts a new count).")
     public var timeLimit: Double?
 
     @Option(help: "Examples per optimizer step.")
@@ -53,9 +55,10 @@ public struct TrainingOptions: ParsableArguments {
     public init() {}
 
     public func validate() throws {
+        if resume?.isEmpty == true { throw ValidationError("--resume must name a checkpoint file (got an empty path)") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1 (got \(e))") }
         if let s = steps, s < 1 { throw ValidationError("--steps must be at least 1 (got \(s))") }
-        if let t = timeLimit, !(t > 0) { throw ValidationError("--time-limit must be a positive number of minutes (got \(t))") }
+        if let t = timeLimit, !(t > 0 && t.isFinite) { throw ValidationError("--time-limit must be a finite positive number of minutes (got \(t))") }
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1 (got \(b))") }
         if let l = learningRate, !(l > 0 && l.isFinite) { throw ValidationError("--learning-rate must be positive (got \(l))") }
         if let c = checkpointEvery, c < 1 { throw ValidationError("--checkpoint-every must be at least 1 (got \(c))") }
@@ -74,5 +77,22 @@ extension TrainingOptions {
         c.checkpointEvery = checkpointEvery
         if let b = batchSize { c.batchSize = b }
         if c.epochs == nil && c.steps == nil && c.timeLimitMinutes == nil { unbounded(&c) }
+    }
+}
+
+/// Refuses an output file that is one of the command's input files (the same device and inode,
+/// so other spellings, symbolic links and hard links are caught): writing the result would
+/// replace an input image the user most likely wants to keep.
+/// - Throws: ``StudioError/invalidOption(_:)`` naming both paths (exit status 2).
+func refuseOutputOverwritingInput(_ output: String?, inputs: [(path: String, role: String)]) throws {
+    guard let output else { return }
+    var o = stat()
+    guard stat(output, &o) == 0 else { return }      // a new file: nothing to overwrite
+    for input in inputs {
+        var i = stat()
+        if stat(input.path, &i) == 0 && i.st_dev == o.st_dev && i.st_ino == o.st_ino {
+            throw StudioError.invalidOption(
+                "--output \(output) is the \(input.role) \(input.path): writing the result would replace it; choose another --output")
+        }
     }
 }

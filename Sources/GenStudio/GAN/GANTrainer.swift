@@ -88,7 +88,7 @@ public struct GANTrainingConfig: Codable, Equatable {
         if !(labelSmoothing >= 0 && labelSmoothing < 0.5) { throw bad("--label-smoothing must be in [0, 0.5) (got \(labelSmoothing))") }
         if let e = epochs, e < 1 { throw bad("--epochs must be at least 1 (got \(e))") }
         if let s = steps, s < 1 { throw bad("--steps must be at least 1 (got \(s))") }
-        if let t = timeLimitMinutes, !(t > 0) { throw bad("--time-limit must be positive minutes (got \(t))") }
+        if let t = timeLimitMinutes, !(t > 0 && t.isFinite) { throw bad("--time-limit must be a finite positive number of minutes (got \(t))") }
         if let c = checkpointEvery, c < 1 { throw bad("--checkpoint-every must be at least 1 (got \(c))") }
         if sampleEvery < 1 { throw bad("--sample-every must be at least 1 (got \(sampleEvery))") }
         if !(1...1024).contains(sampleCount) { throw bad("--sample-count must be in 1...1024 (got \(sampleCount))") }

@@ -66,8 +66,10 @@ public final class StyleTransfer {
     ///
     /// - Parameters:
     ///   - contentURL: the content image; stylesURLs: one or more style images.
-    ///   - output: a folder (the run folder), or a file ending in `.png`/`.jpg`/`.jpeg` (the result;
-    ///     run.json and the other records go beside it). Default `outputs/style/<timestamp>/`.
+    ///   - output: a folder (the run folder; refused when it holds another run's `run.json`,
+    ///     `metrics.csv` or `result.png`), or a file ending in `.png`/`.jpg`/`.jpeg` (the result;
+    ///     its records `NAME-run.json` and `NAME-metrics.csv` go beside it). Default
+    ///     `outputs/style/<timestamp>/`.
     ///   - network: a feature extractor to use instead of loading `config.network` (tests).
     /// - Throws: `ImageError` (unreadable or undecodable images), `PretrainedError` and
     ///   ``StudioError/incompatibleCheckpoint(path:reason:)`` (missing or wrong weights),
@@ -154,7 +156,20 @@ public final class StyleTransfer {
             outFolder = o.deletingLastPathComponent()
             result = o
         }
-        folder = try RunFolder(explicit: outFolder, generator: "style")
+        if result == nil, let o = outFolder {
+            // A folder: its records would be replaced; refuse one holding another run's.
+            for name in ["run.json", "metrics.csv", "result.png"]
+            where FileManager.default.fileExists(atPath: o.appendingPathComponent(name).path) {
+                throw StudioError.invalidOption(
+                    "\(o.path) already holds another run's \(name); choose another --output folder, or name the result file (-o \(o.path)/NAME.png: its records are NAME-run.json and NAME-metrics.csv)")
+            }
+        }
+        var runFolder = try RunFolder(explicit: outFolder, generator: "style")
+        if let result {
+            // Records named after the result, so results sharing a folder keep their own.
+            runFolder.recordFileName = result.deletingPathExtension().lastPathComponent + "-run.json"
+        }
+        folder = runFolder
         resultURL = result ?? folder.file("result.png")
         record = RunRecord(generator: "style", arguments: arguments, settings: [:], seed: config.seed)
         record.settings = describeSettings()
@@ -399,6 +414,7 @@ public final class StyleTransfer {
     func writeMetrics(header: [String], rows: [[String]]) throws {
         var text = header.joined(separator: ",") + "\n"
         for r in rows { text += r.joined(separator: ",") + "\n" }
-        try writeFileAtomically(Data(text.utf8), to: folder.file(resultURL.deletingPathExtension().lastPathComponent == "result" ? "metrics.csv" : resultURL.deletingPathExtension().lastPathComponent + "-metrics.csv"))
+        let stem = resultURL.deletingPathExtension().lastPathComponent
+        try writeFileAtomically(Data(text.utf8), to: folder.file(folder.recordFileName == "run.json" ? "metrics.csv" : stem + "-metrics.csv"))
     }
 }

@@ -122,7 +122,7 @@ public struct TextTrainingConfig: Codable, Equatable {
         if !(validationSplit >= 0 && validationSplit <= 0.5) { throw bad("--validation-split must be in [0, 0.5] (got \(validationSplit))") }
         if let e = epochs, e < 1 { throw bad("--epochs must be at least 1 (got \(e))") }
         if let s = steps, s < 1 { throw bad("--steps must be at least 1 (got \(s))") }
-        if let t = timeLimitMinutes, !(t > 0) { throw bad("--time-limit must be positive minutes (got \(t))") }
+        if let t = timeLimitMinutes, !(t > 0 && t.isFinite) { throw bad("--time-limit must be a finite positive number of minutes (got \(t))") }
         if let c = checkpointEvery, c < 1 { throw bad("--checkpoint-every must be at least 1 (got \(c))") }
         if sampleLength < 0 { throw bad("sample length must be non-negative") }
         if sampleTemperatures.contains(where: { !($0 >= 0 && $0.isFinite) }) { throw bad("temperatures must be ≥ 0") }

@@ -79,7 +79,7 @@ public struct VAETrainingConfig: Codable, Equatable {
         if !(learningRate > 0 && learningRate.isFinite) { throw bad("--learning-rate must be positive (got \(learningRate))") }
         if let e = epochs, e < 1 { throw bad("--epochs must be at least 1 (got \(e))") }
         if let s = steps, s < 1 { throw bad("--steps must be at least 1 (got \(s))") }
-        if let t = timeLimitMinutes, !(t > 0) { throw bad("--time-limit must be positive minutes (got \(t))") }
+        if let t = timeLimitMinutes, !(t > 0 && t.isFinite) { throw bad("--time-limit must be a finite positive number of minutes (got \(t))") }
         if let c = checkpointEvery, c < 1 { throw bad("--checkpoint-every must be at least 1 (got \(c))") }
         if manifoldSize < 2 || manifoldSize > 100 { throw bad("--manifold-size must be in 2...100 (got \(manifoldSize))") }
         if sampleCount < 1 || sampleCount > 4096 { throw bad("sample count must be in 1...4096 (got \(sampleCount))") }

@@ -137,6 +137,14 @@ public func writeFileAtomically(to url: URL, _ body: (AtomicFileWriter) throws -
     if FileManager.default.fileExists(atPath: destination, isDirectory: &isDirectory), isDirectory.boolValue {
         throw FileWriteError(path: destination, operation: "open", code: EISDIR)
     }
+    // The rename would replace a write-protected file that a plain write may not touch (and, for
+    // root, one nobody may write): refuse, as `cp` and shell redirection do.
+    var st = stat()
+    if lstat(destination, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+        && (access(destination, W_OK) != 0 || st.st_mode & 0o222 == 0) {
+        throw FileWriteError(path: destination, operation: "open", code: EACCES,
+                             reason: "the file is write-protected (remove it or write elsewhere)")
+    }
 
     // Create a fresh temporary file next to the destination (same file system, so rename is atomic).
     var fd: Int32 = -1
@@ -156,7 +164,9 @@ public func writeFileAtomically(to url: URL, _ body: (AtomicFileWriter) throws -
 
     var closed = false
     var renamed = false
+    PendingTemporaryFile.set(tempPath)
     defer {
+        PendingTemporaryFile.clear()
         if !closed { _ = close(fd) }
         if !renamed { _ = unlink(tempPath) }
     }
@@ -190,5 +200,35 @@ public func writeFileAtomically(to url: URL, _ body: (AtomicFileWriter) throws -
         if result != 0 && e == EIO {
             throw FileWriteError(path: destination, operation: "fsync folder \(folder)", code: e)
         }
+    }
+}
+
+/// The temporary file of the atomic write in progress, for a signal handler that ends the process
+/// at once (a second Ctrl-C): ``removeOnAbort()`` unlinks it, so no `.name.tmp-…` file is left
+/// behind. One slot: gen writes its files one at a time.
+public enum PendingTemporaryFile {
+    /// Path bytes, NUL-terminated; byte 0 is written last on set and first on clear, so a handler
+    /// never reads a half-written path as complete.
+    nonisolated(unsafe) static let buffer: UnsafeMutablePointer<CChar> = {
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 4097)
+        p.initialize(repeating: 0, count: 4097)
+        return p
+    }()
+
+    static func set(_ path: String) {
+        buffer[0] = 0
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, bytes.count <= 4096 else { return }
+        for (i, b) in bytes.enumerated().dropFirst() { buffer[i] = CChar(bitPattern: b) }
+        buffer[bytes.count] = 0
+        buffer[0] = CChar(bitPattern: bytes[0])
+    }
+
+    static func clear() { buffer[0] = 0 }
+
+    /// Unlinks the pending temporary file, if any. Async-signal-safe (only `unlink`): call it
+    /// from a signal handler right before `_exit`.
+    public static func removeOnAbort() {
+        if buffer[0] != 0 { _ = unlink(buffer) }
     }
 }
