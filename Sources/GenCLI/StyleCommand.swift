@@ -120,7 +120,7 @@ public struct StyleCommand: ParsableCommand {
                 arguments: CommandLine.arguments, progress: progress)
             let s = try transfer.run(shouldStop: { Interrupt.requested })
             var out = "result: \(s.result.path)\nrun folder: \(s.folder.path)\n"
-            out += "size: \(s.width)x\(s.height), \(s.iterations) iterations, \(s.evaluations) evaluations (\(s.stopReason))\n"
+            out += "size: \(s.width)x\(s.height), \(counted(s.iterations, "iteration")), \(counted(s.evaluations, "evaluation")) (\(s.stopReason))\n"
             out += String(format: "loss: %.6g (content %.6g, style %.6g, tv %.6g)\n", s.terms.total, s.terms.content, s.terms.style, s.terms.totalVariation)
             out += String(format: "%.3f s per loss-and-gradient evaluation (median)\n", s.secondsPerEvaluation)
             print(out, terminator: "")

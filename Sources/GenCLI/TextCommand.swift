@@ -152,7 +152,7 @@ public struct TextSample: ParsableCommand {
     /// Parsed temperatures.
     func temperatures() throws -> [Float] {
         var out: [Float] = []
-        for part in temperature.flatMap({ $0.split(separator: ",") }) {
+        for part in temperature.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
             guard let t = Float(part.trimmingCharacters(in: .whitespaces)), t.isFinite else {
                 throw ValidationError("--temperature: '\(part)' is not a number")
             }

@@ -32,7 +32,8 @@ public struct RunFolder {
                     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
                     created = true
                 } catch {
-                    throw StudioError.cannotCreateFolder(path: url.path, reason: (error as NSError).localizedDescription)
+                    throw StudioError.cannotCreateFolder(path: url.path, reason: RunFolder.whyNoFolder(at: url)
+                                                         ?? (error as NSError).localizedDescription)
                 }
             }
         } else {
@@ -42,7 +43,8 @@ public struct RunFolder {
             f.dateFormat = "yyyyMMdd-HHmmss"
             let parent = root.appendingPathComponent(generator)
             do { try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
-                throw StudioError.cannotCreateFolder(path: parent.path, reason: (error as NSError).localizedDescription)
+                throw StudioError.cannotCreateFolder(path: parent.path, reason: RunFolder.whyNoFolder(at: parent)
+                                                     ?? (error as NSError).localizedDescription)
             }
             let stamp = f.string(from: now)
             var attempt = 1, candidate = parent.appendingPathComponent(stamp)
@@ -61,6 +63,29 @@ public struct RunFolder {
         guard FileManager.default.isWritableFile(atPath: url.path) else {
             throw StudioError.cannotCreateFolder(path: url.path, reason: "folder is not writable")
         }
+    }
+
+    /// Why a folder cannot be made at `url`, in plain words, when the path itself is the reason:
+    /// the path or one of the folders above it is a file or a broken symbolic link. Nil otherwise
+    /// (the system's reason is then the best one).
+    static func whyNoFolder(at url: URL) -> String? {
+        var path = url.standardizedFileURL.path
+        while !path.isEmpty && path != "/" {
+            var st = stat()
+            if lstat(path, &st) == 0 {
+                let kind = st.st_mode & S_IFMT
+                if kind == S_IFLNK {
+                    var target = stat()
+                    if stat(path, &target) != 0 { return "\(path) is a broken symbolic link" }
+                    if target.st_mode & S_IFMT != S_IFDIR { return "\(path) is a link to a file, not a folder" }
+                    return nil
+                }
+                if kind != S_IFDIR { return "\(path) is a file, not a folder" }
+                return nil
+            }
+            path = (path as NSString).deletingLastPathComponent
+        }
+        return nil
     }
 
     /// After a failed run: removes the folder if this run created it and nothing was written in it;

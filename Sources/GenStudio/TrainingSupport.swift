@@ -225,8 +225,9 @@ func stepLimitReason(total: Int, steps: Int?, epochs: Int?) -> String {
     return "reached \(counted(total, "step"))"
 }
 
-/// `n` and `noun`, in the plural unless `n` is 1: "1 step", "8 steps".
-private func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+/// `n` and `noun`, in the plural (an added "s") unless `n` is 1: "1 step", "8 steps"; for
+/// messages. `noun` is the singular of a regular English noun.
+public func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 
 /// The summary line of a finished training run: `stopped: <reason> after N steps`, without the
 /// step count when the reason already gives it ("reached 8 steps").

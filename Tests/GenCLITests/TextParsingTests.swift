@@ -84,6 +84,8 @@ final class TextParsingTests: XCTestCase {
         XCTAssertFalse(d.raw)
         // Greedy is allowed.
         XCTAssertEqual(try XCTUnwrap(try parse(["text", "sample", "--checkpoint", "c", "--temperature", "0"]) as? TextSample).temperatures(), [0])
+        // An empty entry in a list is a mistake, not something to skip.
+        XCTAssertThrowsError(try parse(["text", "sample", "--checkpoint", "c", "--temperature", "0.5,,1"]))
     }
 
     /// Every out-of-range option throws at parse time and maps to exit code 2 with a message that

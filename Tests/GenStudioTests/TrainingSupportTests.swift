@@ -92,6 +92,26 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(try RunFolder(explicit: explicit, generator: "vae", now: now, root: root).url, explicit)
         XCTAssertFalse(try RunFolder(explicit: explicit, generator: "vae", now: now, root: root).created)
     }
+
+    /// A folder that cannot be made because of its path says why in plain words (not
+    /// "NSCocoaErrorDomain error 512").
+    func testFolderPathProblemsAreNamed() throws {
+        let dir = try makeStudioTempDir(self)
+        let file = dir.appendingPathComponent("afile")
+        try Data("x".utf8).write(to: file)
+        let dangling = dir.appendingPathComponent("dangling")
+        try FileManager.default.createSymbolicLink(atPath: dangling.path, withDestinationPath: dir.appendingPathComponent("none").path)
+        for (target, reason) in [(file.appendingPathComponent("sub"), "\(file.path) is a file, not a folder"),
+                                 (dangling, "\(dangling.path) is a broken symbolic link"),
+                                 (dangling.appendingPathComponent("sub/deeper"), "\(dangling.path) is a broken symbolic link")] {
+            XCTAssertThrowsError(try RunFolder(explicit: target, generator: "vae")) { error in
+                XCTAssertTrue("\(error)".contains(reason), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try RunFolder(explicit: nil, generator: "vae", root: file)) { error in
+            XCTAssertTrue("\(error)".contains("\(file.path) is a file, not a folder"), "\(error)")
+        }
+    }
 }
 
 /// Ctrl-C while the data loads (before the first step), and output folders holding another run's records.

@@ -379,7 +379,7 @@ public final class GANTrainer {
         let sessionStartElapsed = state.elapsed
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
         if batch < config.batchSize {
-            progress.report(.warning("only \(data.count) training images: using batch size \(batch) instead of \(config.batchSize)"))
+            progress.report(.warning("only \(counted(data.count, "training image")): using batch size \(batch) instead of \(config.batchSize)"))
         }
         let perEpoch = sampler.batchesPerEpoch
         let totalSteps: Int? = {
@@ -485,7 +485,7 @@ public final class GANTrainer {
             meter.record(units: 1, seconds: Date().timeIntervalSince(stepStart))
             let eta = totalSteps.flatMap { t in meter.eta(remaining: Double(t - state.step)) }
             progress.report(.step(step: state.step, totalSteps: totalSteps, epoch: sampler.position.epoch + 1,
-                                  loss: losses.discriminator, unit: String(format: "D loss, G loss %.4f", losses.generator),
+                                  loss: losses.discriminator, unit: String(format: "(D), G loss %.4f", losses.generator),
                                   rate: meter.rate, rateUnit: "steps/s", elapsed: elapsedTotal(), eta: eta))
 
             // The discriminator winning outright: its loss at the floor its noisy targets allow.

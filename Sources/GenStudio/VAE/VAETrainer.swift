@@ -385,7 +385,7 @@ public final class VAETrainer {
         let sessionStartElapsed = state.elapsed
         let batch = min(config.batchSize, data.trainCount)
         if batch < config.batchSize {
-            progress.report(.warning("only \(data.trainCount) training images: using batch size \(batch) instead of \(config.batchSize)"))
+            progress.report(.warning("only \(counted(data.trainCount, "training image")): using batch size \(batch) instead of \(config.batchSize)"))
         }
         var sampler = try BatchSampler(count: data.trainCount, batchSize: batch, seed: config.seed, shuffle: true,
                                        dropLast: false, position: state.position)
