@@ -14,9 +14,10 @@ public struct StyleCommand: ParsableCommand {
         discussion: """
         Optimises the image so that a pretrained network's deep activations match the content image \
         (content loss), its Gram matrices match the style images' (style loss), and neighbouring pixels \
-        stay close (total variation). L-BFGS with a strong-Wolfe line search by default. Writes result.png \
-        (or the --output file), iter-NNNNN.png with --save-every, metrics.csv (loss terms per iteration) \
-        and run.json into the run folder. Content and style images may be any PNG or JPEG (format by \
+        stay close (total variation). L-BFGS with a strong-Wolfe line search by default. Writes result.png, \
+        iter-NNNNN.png with --save-every, metrics.csv (loss terms per iteration) and run.json into the run \
+        folder (--output DIR; refused when it holds another run's); with --output NAME.png they are \
+        NAME.png, NAME-iter-NNNNN.png, NAME-metrics.csv and NAME-run.json beside it. Content and style images may be any PNG or JPEG (format by \
         content, EXIF orientation applied, alpha composited onto white, gray copied to RGB). \
         Defaults: SqueezeNet 1.0 with its ImageNet weights (gen weights download squeezenet1_0); \
         --network vgg19 uses the book's layers.

@@ -396,9 +396,12 @@ final class StyleCommandLineTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("result-run.json").path))
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("result-metrics.csv").path))
         let first = try Data(contentsOf: dir.appendingPathComponent("result-run.json"))
-        let (s2, e2) = try gen(["style", content.path, style.path, "--random-weights", "--iterations", "2",
+        let (s2, e2) = try gen(["style", content.path, style.path, "--random-weights", "--iterations", "2", "--save-every", "1",
                                 "--output", dir.appendingPathComponent("other.png").path, "--threads", "1"], in: dir)
         XCTAssertEqual(s2, 0, e2)
+        // Snapshots are named after the result too.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("other-iter-00001.png").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("iter-00001.png").path))
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("result-run.json")), first)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("other-run.json").path))
         // A folder holding another run's records is refused, and nothing in it changes.

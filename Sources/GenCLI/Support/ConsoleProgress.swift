@@ -23,10 +23,7 @@ final class ConsoleProgress: ProgressReporter {
         case .warning(let m): emit("warning: \(m)")
         case .wrote(let url, let what): emit("wrote \(what): \(url.path)")
         case .metrics(let step, let epoch, let phase, let values):
-            // Counts (whole numbers) without decimals: "evaluations 6", not "evaluations 6.0000".
-            let v = values.map { name, value in
-                "\(name) \(value == value.rounded() && abs(value) < 1e9 && value != 0 ? String(format: "%.0f", value) : String(format: "%.4f", value))"
-            }.joined(separator: ", ")
+            let v = values.map { "\($0.0) \(String(format: "%.4f", $0.1))" }.joined(separator: ", ")
             emit("\(phase) \(epoch) step \(step): \(v)")
         case .step(let step, let total, let epoch, let phase, let loss, let unit, let rate, let rateUnit, let elapsed, let eta):
             let now = Date()
@@ -77,6 +74,7 @@ enum Interrupt {
     static func install() {
         guard !installed else { return }
         installed = true
+        PendingTemporaryFile.prepare()      // its buffer exists before any signal: no allocation in the handler
         let handler: @convention(c) (Int32) -> Void = { _ in
             if Interrupt.requested {
                 PendingTemporaryFile.removeOnAbort()    // no half-written .tmp file left behind

@@ -374,7 +374,8 @@ public final class GANTrainer {
     func runTraining(shouldStop: () -> Bool) throws -> GANTrainingSummary {
         // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
         if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-        if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
+        let firstStep = state.step
+        var sessionBegun = false
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
@@ -397,10 +398,17 @@ public final class GANTrainer {
         let realIndices = Array(realPick.permutation(data.count).prefix(min(64, data.count)))
         let realBatch = try data.batch(realIndices)
         let realDiversity = GANPictures.diversity(realBatch)
-        if state.step == 0 {
-            let url = folder.file("samples").appendingPathComponent("real.png")
-            try GANPictures.writeGrid(realBatch, to: url)
-            progress.report(.wrote(url, what: "real images"))
+        // This session's first writes happen in beginSession(), right before its first step (or
+        // at its end when it takes none): a stop before the first step leaves every file as it was.
+        func beginSession() throws {
+            guard !sessionBegun else { return }
+            sessionBegun = true
+            if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
+            if firstStep == 0 {
+                let url = folder.file("samples").appendingPathComponent("real.png")
+                try GANPictures.writeGrid(realBatch, to: url)
+                progress.report(.wrote(url, what: "real images"))
+            }
         }
 
         var dMonitor = DiscriminatorCollapseMonitor()
@@ -472,7 +480,12 @@ public final class GANTrainer {
             if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
                 stopReason = "time limit of \(limit) minutes"; break
             }
-            if shouldStop() { stopReason = "interrupted"; break }
+            if shouldStop() {
+                // The stop came after the check at the start, still before this session's first step.
+                if state.step == firstStep { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
+                stopReason = "interrupted"; break
+            }
+            try beginSession()
 
             beforeStepHook?(state.step + 1)
             let stepStart = Date()
@@ -504,6 +517,7 @@ public final class GANTrainer {
             }
         }
 
+        try beginSession()
         state.elapsed = elapsedTotal()
         try logWindow(final: true)
         if lastGrid?.lastPathComponent != String(format: "step-%06d.png", state.step) { try writeGrid() }

@@ -330,10 +330,9 @@ public final class StyleTransfer {
                 progress.report(.step(step: it, totalSteps: config.iterations, epoch: li + 1, phase: "level", loss: terms.total, unit: "loss",
                                       rate: rate, rateUnit: "it/s", elapsed: elapsed, eta: remaining))
                 progress.report(.metrics(step: it, epoch: li + 1, phase: "level", values: [
-                    ("total", terms.total), ("content", terms.content), ("style", terms.style), ("tv", terms.totalVariation),
-                    ("evaluations", Double(totalEvaluations + evals))]))
+                    ("total", terms.total), ("content", terms.content), ("style", terms.style), ("tv", terms.totalVariation)]))
                 if let every = config.saveEvery, (totalIterations + it) % every == 0 {
-                    let url = folder.file(String(format: "iter-%05d.png", totalIterations + it))
+                    let url = folder.file(snapshotPrefix + String(format: "iter-%05d.png", totalIterations + it))
                     if (try? self.finalImage(x, width: lw, height: lh, content: contentL).write(to: url.path)) != nil {
                         progress.report(.wrote(url, what: "intermediate image"))
                     }
@@ -409,6 +408,12 @@ public final class StyleTransfer {
     func finalImage(_ pixels: [Float], width w: Int, height h: Int, content: Image) -> Image {
         let im = Image(width: w, height: h, channels: 3, pixels: pixels.map { $0.isFinite ? min(max($0, 0), 1) : 0 })
         return config.preserveColors ? StyleColor.preservingColors(stylised: im, content: content) : im
+    }
+
+    /// The prefix of `--save-every` snapshots: `NAME-` beside an `--output NAME.png` (so results
+    /// sharing a folder keep their own), none in a run folder.
+    var snapshotPrefix: String {
+        folder.recordFileName == "run.json" ? "" : resultURL.deletingPathExtension().lastPathComponent + "-"
     }
 
     func writeMetrics(header: [String], rows: [[String]]) throws {

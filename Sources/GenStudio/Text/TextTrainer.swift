@@ -522,7 +522,15 @@ public final class TextTrainer {
     func runTraining(shouldStop: () -> Bool) throws -> TextTrainingSummary {
         // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
         if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-        if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
+        let firstStep = state.step
+        var sessionBegun = false
+        // This session's first writes happen in beginSession(), right before its first step (or
+        // at its end when it takes none): a stop before the first step leaves every file as it was.
+        func beginSession() throws {
+            guard !sessionBegun else { return }
+            sessionBegun = true
+            if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
+        }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let windows = train.starts.count
@@ -579,7 +587,12 @@ public final class TextTrainer {
             if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
                 stopReason = "time limit of \(limit) minutes"; break
             }
-            if shouldStop() { stopReason = "interrupted"; break }
+            if shouldStop() {
+                // The stop came after the check at the start, still before this session's first step.
+                if state.step == firstStep { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
+                stopReason = "interrupted"; break
+            }
+            try beginSession()
 
             let stepStart = Date()
             // The epoch's order depends only on the seed and the epoch number: exact resume.
@@ -654,6 +667,7 @@ public final class TextTrainer {
             continue training
         }
 
+        try beginSession()
         // Final evaluation, samples and checkpoint (unless an epoch just ended and did all that).
         state.elapsed = elapsedTotal()
         var finalSamples: [(temperature: Float, text: String)]

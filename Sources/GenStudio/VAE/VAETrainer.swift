@@ -380,7 +380,15 @@ public final class VAETrainer {
     func runTraining(shouldStop: () -> Bool) throws -> VAETrainingSummary {
         // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
         if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-        if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
+        let firstStep = state.step
+        var sessionBegun = false
+        // This session's first writes happen in beginSession(), right before its first step (or
+        // at its end when it takes none): a stop before the first step leaves every file as it was.
+        func beginSession() throws {
+            guard !sessionBegun else { return }
+            sessionBegun = true
+            if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
+        }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let batch = min(config.batchSize, data.trainCount)
@@ -437,7 +445,12 @@ public final class VAETrainer {
             if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
                 stopReason = "time limit of \(limit) minutes"; break
             }
-            if shouldStop() { stopReason = "interrupted"; break }
+            if shouldStop() {
+                // The stop came after the check at the start, still before this session's first step.
+                if state.step == firstStep { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
+                stopReason = "interrupted"; break
+            }
+            try beginSession()
 
             let stepStart = Date()
             let indices = sampler.next()
@@ -477,6 +490,7 @@ public final class VAETrainer {
             }
         }
 
+        try beginSession()
         state.elapsed = elapsedTotal()
         if stepsSinceRound > 0 || lastCheckpoint == nil {
             try endOfRound(epochLabel: state.epoch + 1, prefix: String(format: "final-step-%d", state.step), endOfEpoch: false)

@@ -226,6 +226,10 @@ public enum PendingTemporaryFile {
 
     static func clear() { buffer[0] = 0 }
 
+    /// Allocates the path buffer now (it is made on first use): call it before installing a signal
+    /// handler that calls ``removeOnAbort()``, which must not allocate.
+    public static func prepare() { _ = buffer }
+
     /// Unlinks the pending temporary file, if any. Async-signal-safe (only `unlink`): call it
     /// from a signal handler right before `_exit`.
     public static func removeOnAbort() {
