@@ -143,7 +143,11 @@ public struct DreamCommand: ParsableCommand {
                 let dir = outputURL.deletingLastPathComponent()
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-                    throw StudioError.cannotCreateFolder(path: dir.path, reason: "no such folder")
+                    throw StudioError.cannotCreateFolder(path: dir.path, reason: RunFolder.whyNoFolder(at: dir) ?? "no such folder")
+                }
+                // A write-protected output would be refused only after every octave: refuse now.
+                if let problem = writeProtection(of: outputURL.path) {
+                    throw StudioError.invalidOption("--output \(outputURL.path): \(problem)")
                 }
                 // Find out now, not after every octave has been computed.
                 guard FileManager.default.isWritableFile(atPath: dir.path) else {

@@ -8,6 +8,9 @@ public struct RunFolder {
     public let url: URL
     /// Whether this run created the folder (it is removed again if the run fails before writing anything).
     public let created: Bool
+    /// The outermost folder this run created on the way to ``url`` (``url`` itself, or an ancestor
+    /// made for it by `--output a/b/c`); nil when the folder existed.
+    let createdRoot: URL?
     /// The run record's file name inside the folder: `run.json`, or `<result>-run.json` for a
     /// command whose `--output` names its result file (several results may share one folder).
     public var recordFileName = "run.json"
@@ -20,6 +23,7 @@ public struct RunFolder {
     /// - Throws: ``StudioError/cannotCreateFolder(path:reason:)`` when it cannot be created or is a file.
     public init(explicit: URL?, generator: String, now: Date = Date(), root: URL = URL(fileURLWithPath: "outputs")) throws {
         var created = false
+        var createdRoot: URL?
         if let explicit {
             url = explicit
             var isDir: ObjCBool = false
@@ -28,9 +32,15 @@ public struct RunFolder {
                     throw StudioError.cannotCreateFolder(path: url.path, reason: "a file with that name exists")
                 }
             } else {
+                // The outermost missing folder, so that an unused run removes all it made.
+                var top = url.standardizedFileURL
+                while top.path != "/" && !FileManager.default.fileExists(atPath: top.deletingLastPathComponent().path) {
+                    top = top.deletingLastPathComponent()
+                }
                 do {
                     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
                     created = true
+                    createdRoot = top
                 } catch {
                     throw StudioError.cannotCreateFolder(path: url.path, reason: RunFolder.whyNoFolder(at: url)
                                                          ?? (error as NSError).localizedDescription)
@@ -58,8 +68,10 @@ public struct RunFolder {
             }
             url = candidate
             created = true
+            createdRoot = candidate
         }
         self.created = created
+        self.createdRoot = createdRoot
         guard FileManager.default.isWritableFile(atPath: url.path) else {
             throw StudioError.cannotCreateFolder(path: url.path, reason: "folder is not writable")
         }
@@ -68,7 +80,7 @@ public struct RunFolder {
     /// Why a folder cannot be made at `url`, in plain words, when the path itself is the reason:
     /// the path or one of the folders above it is a file or a broken symbolic link. Nil otherwise
     /// (the system's reason is then the best one).
-    static func whyNoFolder(at url: URL) -> String? {
+    public static func whyNoFolder(at url: URL) -> String? {
         var path = url.standardizedFileURL.path
         while !path.isEmpty && path != "/" {
             var st = stat()
@@ -91,11 +103,7 @@ public struct RunFolder {
     /// After a failed run: removes the folder if this run created it and nothing was written in it;
     /// otherwise records the failure in `run.json` (best effort: the original error matters more).
     public func recordFailure(_ error: Error, record: RunRecord) {
-        let contents = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-        if created && contents.isEmpty {
-            try? FileManager.default.removeItem(at: url)
-            return
-        }
+        if removeIfUnused() { return }
         var r = record
         r.finished = ISO8601DateFormatter().string(from: Date())
         r.outcome = "failed: \(error)"
@@ -104,9 +112,19 @@ public struct RunFolder {
 
     /// After a run that wrote nothing (interrupted before its first step): removes the folder if this
     /// run created it and it is still empty (best effort).
-    public func discardIfUnused() {
-        let contents = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? ["?"]
-        if created && contents.isEmpty { try? FileManager.default.removeItem(at: url) }
+    public func discardIfUnused() { _ = removeIfUnused() }
+
+    /// Removes the folder if this run created it and it is empty, and the empty folders above it
+    /// that this run created too (`--output a/b/c` made `a` and `b`). Returns whether it did.
+    private func removeIfUnused() -> Bool {
+        guard created, let root = createdRoot,
+              (try? FileManager.default.contentsOfDirectory(atPath: url.path))?.isEmpty == true else { return false }
+        var folder = url.standardizedFileURL
+        let top = root.standardizedFileURL.path
+        while rmdir(folder.path) == 0 && folder.path != top && folder.path.count > top.count {
+            folder = folder.deletingLastPathComponent()    // rmdir fails on a folder that is not empty
+        }
+        return true
     }
 
     /// A file inside the run folder.

@@ -113,6 +113,13 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
                 + "choose another --output, or remove that folder first")
         }
     }
+    if let explicit {
+        // Files a run in this folder replaces as it goes: found now, not at the first checkpoint.
+        for name in [checkpointFileName, "best.safetensors", "metrics.csv", "run.json"] {
+            let url = explicit.appendingPathComponent(name)
+            if let problem = writeProtection(of: url.path) { throw StudioError.invalidOption("\(url.path): \(problem)") }
+        }
+    }
     return try RunFolder(explicit: explicit, generator: generator)
 }
 

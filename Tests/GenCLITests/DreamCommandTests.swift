@@ -138,6 +138,11 @@ final class DreamCommandTests: XCTestCase {
         try assertCleanFailure(["dream", input.path, "--output", dir.appendingPathComponent("./in.png").path] + fast,
                                mentions: ["is the input image", "in.png"])
         XCTAssertEqual(try Data(contentsOf: input), original)
+        // A write-protected output is refused before any octave is computed.
+        chmod(jpg.path, 0o444)
+        defer { chmod(jpg.path, 0o644) }
+        try assertCleanFailure(["dream", input.path, "-o", jpg.path] + fast, mentions: ["write-protected", "out.jpg"])
+        XCTAssertEqual(try Data(contentsOf: jpg), first)
     }
 
     func testProgressReportsTheObjectivePerOctave() throws {

@@ -86,6 +86,16 @@ final class RunFolderTests: XCTestCase {
             }
         }
         XCTAssertEqual(names.count, 8)
+        // A failed run that wrote nothing removes the folder it made, not the folders above it.
+        let unused = try RunFolder(explicit: nil, generator: "gan", now: now, root: root)
+        unused.discardIfUnused()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: unused.url.path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("gan").path))
+        // An existing folder is never removed, even when empty.
+        let existing = root.appendingPathComponent("existing")
+        try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: false)
+        try RunFolder(explicit: existing, generator: "gan").discardIfUnused()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: existing.path))
         XCTAssertEqual(Set(names).count, 8)
         // An explicit folder is used as given, existing or not.
         let explicit = root.appendingPathComponent("mine")
@@ -166,8 +176,9 @@ final class InterruptAndFolderTests: XCTestCase {
         }
         for (name, start) in try trainers(in: dir) {
             for late in [0, 1] {
+                // --output new/a/b: the folders made on the way go too.
                 let fresh = dir.appendingPathComponent("\(name)-fresh-\(late)")
-                XCTAssertThrowsError(try start(nil, fresh, stopAfter(late)), name) { error in
+                XCTAssertThrowsError(try start(nil, fresh.appendingPathComponent("a/b"), stopAfter(late)), name) { error in
                     guard case StudioError.interruptedBeforeFirstStep(nil) = error else { return XCTFail("\(name): \(error)") }
                     XCTAssertTrue("\(error)".contains("nothing was written"), "\(error)")
                 }
@@ -190,6 +201,13 @@ final class InterruptAndFolderTests: XCTestCase {
                 }
                 XCTAssertEqual(try contents(run), before, "\(name), late \(late): the resumed run's folder changed")
             }
+            // A write-protected checkpoint is found before training, not at the first checkpoint.
+            chmod(checkpoint.path, 0o444)
+            XCTAssertThrowsError(try start(checkpoint, run, { false }), name) { error in
+                XCTAssertTrue("\(error)".contains("write-protected") && "\(error)".contains(checkpoint.path), "\(name): \(error)")
+            }
+            chmod(checkpoint.path, 0o644)
+            XCTAssertEqual(try contents(run), before, "\(name): a refused resume changed the folder")
             // A stop after one step of the resumed run: a checkpoint, and the stale row is gone.
             _ = try start(checkpoint, run, stopAfter(2))
             XCTAssertFalse(try String(contentsOf: metrics, encoding: .utf8).contains("99,9"), name)

@@ -144,8 +144,11 @@ final class VAETrainingTests: XCTestCase {
         XCTAssertNotEqual(try Data(contentsOf: good.checkpoint), before)   // step 5 was checkpointed
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("pictures").path).sorted(),
                        picturesBefore, "pictures were written by the failed run")
-        let record = try String(contentsOf: run.appendingPathComponent("run.json"), encoding: .utf8)
-        XCTAssertTrue(record.contains("failed"), record)
+        let record = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: run.appendingPathComponent("run.json")))
+        XCTAssertTrue(record.outcome?.hasPrefix("failed") == true, "\(record)")
+        // The failure record keeps how far the run got, and where to continue from.
+        XCTAssertEqual(record.settings["steps_done"], "5")
+        XCTAssertEqual(record.settings["last_checkpoint"], "\(good.checkpoint.path) (step 5)")
 
         // Fails at the first step: the previous checkpoint must stay identical.
         let saved = try Data(contentsOf: good.checkpoint)

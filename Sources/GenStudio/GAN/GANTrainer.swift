@@ -363,12 +363,22 @@ public final class GANTrainer {
             throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
         } catch GANError.nonFinite(let step, let what, _) {
             let e = GANError.nonFinite(step: step, what: what, lastCheckpoint: lastCheckpoint?.path)
-            folder.recordFailure(e, record: record)
+            folder.recordFailure(e, record: failureRecord())
             throw e
         } catch {
-            folder.recordFailure(error, record: record)
+            folder.recordFailure(error, record: failureRecord())
             throw error
         }
+    }
+
+    /// The run record for a failure: the steps done, and the last checkpoint's step when there is one.
+    func failureRecord() -> RunRecord {
+        var r = record
+        r.settings["steps_done"] = String(state.step)
+        if let c = lastCheckpoint, let step = (try? Checkpoint.load(from: c))?.metadata[Checkpoint.Key.step] {
+            r.settings["last_checkpoint"] = "\(c.path) (step \(step))"
+        }
+        return r
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> GANTrainingSummary {

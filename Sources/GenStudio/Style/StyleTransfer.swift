@@ -171,6 +171,16 @@ public final class StyleTransfer {
         }
         folder = runFolder
         resultURL = result ?? folder.file("result.png")
+        // Files this run will replace at its end, checked now rather than after every iteration.
+        let records = [resultURL, folder.file(folder.recordFileName),
+                       folder.file(folder.recordFileName == "run.json" ? "metrics.csv"
+                                   : resultURL.deletingPathExtension().lastPathComponent + "-metrics.csv")]
+        for url in records {
+            if let problem = writeProtection(of: url.path) {
+                folder.discardIfUnused()
+                throw StudioError.invalidOption("\(url.path): \(problem)")
+            }
+        }
         record = RunRecord(generator: "style", arguments: arguments, settings: [:], seed: config.seed)
         record.settings = describeSettings()
         let mb = Double(memoryEstimate(defaults: defaults)) / 1e6

@@ -507,7 +507,7 @@ public final class TextTrainer {
             folder.discardIfUnused()
             throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
         } catch {
-            folder.recordFailure(error, record: record)
+            folder.recordFailure(error, record: failureRecord())
             throw error
         }
     }
@@ -517,6 +517,16 @@ public final class TextTrainer {
         guard let v = state.bestValidationBitsPerCharacter, let s = state.bestValidationStep else { return nil }
         let url = folder.file("best.safetensors")
         return FileManager.default.fileExists(atPath: url.path) ? (v, s, url) : nil
+    }
+
+    /// The run record for a failure: the steps done, and the last checkpoint's step when there is one.
+    func failureRecord() -> RunRecord {
+        var r = record
+        r.settings["steps_done"] = String(state.step)
+        if let c = lastCheckpoint, let step = (try? Checkpoint.load(from: c))?.metadata[Checkpoint.Key.step] {
+            r.settings["last_checkpoint"] = "\(c.path) (step \(step))"
+        }
+        return r
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> TextTrainingSummary {

@@ -372,9 +372,19 @@ public final class VAETrainer {
             folder.discardIfUnused()
             throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
         } catch {
-            folder.recordFailure(error, record: record)
+            folder.recordFailure(error, record: failureRecord())
             throw error
         }
+    }
+
+    /// The run record for a failure: the steps done, and the last checkpoint's step when there is one.
+    func failureRecord() -> RunRecord {
+        var r = record
+        r.settings["steps_done"] = String(state.step)
+        if let c = lastCheckpoint, let step = (try? Checkpoint.load(from: c))?.metadata[Checkpoint.Key.step] {
+            r.settings["last_checkpoint"] = "\(c.path) (step \(step))"
+        }
+        return r
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> VAETrainingSummary {

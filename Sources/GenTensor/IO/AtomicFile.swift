@@ -113,6 +113,16 @@ public func writeFileAtomically(_ data: Data, to url: URL) throws {
     try writeFileAtomically(to: url) { try $0.write(data) }
 }
 
+/// Why ``writeFileAtomically(_:to:)`` would refuse to replace the existing regular file at `path`:
+/// it is write-protected (not writable by this user, or by nobody at all). Nil when the file does
+/// not exist or may be replaced. Commands that write their result after long work check this first.
+public func writeProtection(of path: String) -> String? {
+    var st = stat()
+    guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+    guard access(path, W_OK) != 0 || st.st_mode & 0o222 == 0 else { return nil }
+    return "the file is write-protected (remove it or write elsewhere)"
+}
+
 /// Streaming variant of ``writeFileAtomically(_:to:)``: `body` writes the contents piece by
 /// piece into the temporary file (large checkpoints need no second copy in memory). If `body`
 /// throws, the temporary file is removed, the destination is untouched and the error is rethrown
@@ -139,11 +149,8 @@ public func writeFileAtomically(to url: URL, _ body: (AtomicFileWriter) throws -
     }
     // The rename would replace a write-protected file that a plain write may not touch (and, for
     // root, one nobody may write): refuse, as `cp` and shell redirection do.
-    var st = stat()
-    if lstat(destination, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
-        && (access(destination, W_OK) != 0 || st.st_mode & 0o222 == 0) {
-        throw FileWriteError(path: destination, operation: "open", code: EACCES,
-                             reason: "the file is write-protected (remove it or write elsewhere)")
+    if let problem = writeProtection(of: destination) {
+        throw FileWriteError(path: destination, operation: "open", code: EACCES, reason: problem)
     }
 
     // Create a fresh temporary file next to the destination (same file system, so rename is atomic).
