@@ -128,7 +128,8 @@ final class RunFolderTests: XCTestCase {
 final class InterruptAndFolderTests: XCTestCase {
     /// The three trainers, each as "start a run into `output` (resuming `resume`) and run it with `stop`".
     /// `checkpointEvery`: also a checkpoint every that many steps (default: only at the end).
-    func trainers(in dir: URL, checkpointEvery: Int? = nil) throws -> [(String, (URL?, URL, @escaping () -> Bool) throws -> URL)] {
+    /// `resumeTimeLimit`: the --time-limit (minutes) of resumed runs.
+    func trainers(in dir: URL, checkpointEvery: Int? = nil, resumeTimeLimit: Double? = nil) throws -> [(String, (URL?, URL, @escaping () -> Bool) throws -> URL)] {
         let corpus = try writeCorpus(syntheticText(count: 400), in: dir)
         let bars = try writeBarsIDX(in: dir.appendingPathComponent("bars"))
         let images = try writeImageFolder(8, in: dir)
@@ -136,17 +137,20 @@ final class InterruptAndFolderTests: XCTestCase {
             ("text", { resume, output, stop in
                 var c = tinyConfig(steps: resume == nil ? 2 : 4)
                 c.checkpointEvery = checkpointEvery
+                if resume != nil { c.timeLimitMinutes = resumeTimeLimit }
                 return try TextTrainer(corpus: corpus, config: c, resume: resume,
                                        output: output, arguments: [], progress: SilentProgress()).run(shouldStop: stop).checkpoint }),
             ("vae", { resume, output, stop in
                 var c = tinyVAEConfig(data: bars, steps: resume == nil ? 2 : 4)
                 c.checkpointEvery = checkpointEvery
+                if resume != nil { c.timeLimitMinutes = resumeTimeLimit }
                 if resume != nil { c.data = nil }
                 return try VAETrainer(config: c, resume: resume, output: output, arguments: [], progress: SilentProgress())
                     .run(shouldStop: stop).checkpoint }),
             ("gan", { resume, output, stop in
                 var c = tinyGANConfig(steps: resume == nil ? 2 : 4)
                 c.checkpointEvery = checkpointEvery
+                if resume != nil { c.timeLimitMinutes = resumeTimeLimit }
                 return try GANTrainer(data: images.path, config: c, resume: resume, output: output,
                                       arguments: ["gen", "gan", "train"], progress: SilentProgress()).run(shouldStop: stop).checkpoint }),
         ]
@@ -235,6 +239,23 @@ final class InterruptAndFolderTests: XCTestCase {
 }
 
 extension InterruptAndFolderTests {
+    /// A resumed session that takes no step (its time limit is over at once) adds no metrics row,
+    /// picture or checkpoint: they would repeat the checkpoint's step.
+    func testResumeThatTakesNoStepRepeatsNothing() throws {
+        let dir = try makeStudioTempDir(self)
+        for (name, start) in try trainers(in: dir, resumeTimeLimit: 1e-12) {
+            let run = dir.appendingPathComponent("\(name)-run")
+            let checkpoint = try start(nil, run, { false })
+            var before = try contents(run)
+            before[run.appendingPathComponent("run.json").path] = nil
+            _ = try start(checkpoint, run, { false })
+            var after = try contents(run)
+            let record = try JSONDecoder().decode(RunRecord.self, from: XCTUnwrap(after.removeValue(forKey: run.appendingPathComponent("run.json").path)))
+            XCTAssertEqual(after, before, "\(name): a session without steps wrote files")
+            XCTAssertEqual(record.outcome?.hasPrefix("time limit"), true, "\(name): \(record)")
+        }
+    }
+
     /// A run killed outright after a checkpoint still has its `run.json` (outcome "unfinished"); the
     /// end of the run replaces it with the final record.
     func testRunRecordIsWrittenWithEachCheckpoint() throws {

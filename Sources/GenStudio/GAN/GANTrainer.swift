@@ -529,10 +529,14 @@ public final class GANTrainer {
 
         try beginSession()
         state.elapsed = elapsedTotal()
-        try logWindow(final: true)
-        if lastGrid?.lastPathComponent != String(format: "step-%06d.png", state.step) { try writeGrid() }
-        if !history.isEmpty { try writeLossCurve() }
-        try saveCheckpoint()
+        // A resumed session that took no step (a tiny --time-limit) repeats nothing: its checkpoint,
+        // row and grid are already written.
+        if state.step != firstStep || lastCheckpoint == nil {
+            try logWindow(final: true)
+            if lastGrid?.lastPathComponent != String(format: "step-%06d.png", state.step) { try writeGrid() }
+            if !history.isEmpty { try writeLossCurve() }
+            try saveCheckpoint()
+        }
         record.finished = ISO8601DateFormatter().string(from: Date())
         record.timings["training_session_s"] = Date().timeIntervalSince(startTime)
         record.timings["training_total_s"] = state.elapsed

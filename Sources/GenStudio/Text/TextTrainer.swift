@@ -681,7 +681,10 @@ public final class TextTrainer {
         // Final evaluation, samples and checkpoint (unless an epoch just ended and did all that).
         state.elapsed = elapsedTotal()
         var finalSamples: [(temperature: Float, text: String)]
-        if state.batchInEpoch != 0 || lastCheckpoint == nil || state.epochLossCount > 0 {
+        // A resumed session that took no step (a tiny --time-limit) repeats nothing: its checkpoint
+        // and rows are already written.
+        let idleResume = state.step == firstStep && lastCheckpoint != nil
+        if !idleResume && (state.batchInEpoch != 0 || lastCheckpoint == nil || state.epochLossCount > 0) {
             if state.epochLossCount > 0 { lastTrainBPC = state.epochLossSum / Double(state.epochLossCount) * bitsPerNat }
             if lastValStep != state.step {
                 lastValBPC = validationBitsPerCharacter()
@@ -700,6 +703,7 @@ public final class TextTrainer {
             try writeSamples(finalSamples, name: String(format: "final-step-%d.txt", state.step))
             try saveCheckpoint()
         } else {
+            if idleResume && lastValBPC == nil { lastValBPC = validationBitsPerCharacter() }
             finalSamples = makeSamples(epoch: state.epoch)
         }
         record.finished = ISO8601DateFormatter().string(from: Date())
