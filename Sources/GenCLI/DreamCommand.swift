@@ -146,7 +146,7 @@ public struct DreamCommand: ParsableCommand {
                     throw StudioError.cannotCreateFolder(path: dir.path, reason: RunFolder.whyNoFolder(at: dir) ?? "no such folder")
                 }
                 // A write-protected output would be refused only after every octave: refuse now.
-                if let problem = writeProtection(of: outputURL.path) {
+                if let problem = replacementRefusal(of: outputURL.path) {
                     throw StudioError.invalidOption("--output \(outputURL.path): \(problem)")
                 }
                 // Find out now, not after every octave has been computed.

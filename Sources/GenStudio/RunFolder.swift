@@ -121,8 +121,10 @@ public struct RunFolder {
               (try? FileManager.default.contentsOfDirectory(atPath: url.path))?.isEmpty == true else { return false }
         var folder = url.standardizedFileURL
         let top = root.standardizedFileURL.path
-        while rmdir(folder.path) == 0 && folder.path != top && folder.path.count > top.count {
-            folder = folder.deletingLastPathComponent()    // rmdir fails on a folder that is not empty
+        guard rmdir(folder.path) == 0 else { return false }   // written into meanwhile: keep it
+        while folder.path != top && folder.path.count > top.count {
+            folder = folder.deletingLastPathComponent()
+            if rmdir(folder.path) != 0 { break }               // rmdir fails on a folder that is not empty
         }
         return true
     }

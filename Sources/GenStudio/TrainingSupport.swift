@@ -85,8 +85,11 @@ let checkpointFileName = "checkpoint.safetensors"
 /// `checkpoint.safetensors` is accepted only when that very file is the one being resumed (another
 /// checkpoint of that folder, such as a text run's `best.safetensors`, needs a new `--output`); one
 /// that holds a `metrics.csv` or `run.json` only when it is the resumed checkpoint's own folder.
+/// `rewrites`: the generator's other files that a run rewrites in place (`best.safetensors`,
+/// `loss.png`); they, the checkpoint and the records must be replaceable (not write-protected, not
+/// folders), checked before any training.
 /// - Throws: ``StudioError/invalidOption(_:)`` naming the folder and how to proceed.
-func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> RunFolder {
+func trainingFolder(output: URL?, resume: URL?, generator: String, rewrites: [String]) throws -> RunFolder {
     let explicit = output ?? resume?.deletingLastPathComponent()
     if let explicit {
         let slot = explicit.appendingPathComponent(checkpointFileName)
@@ -115,9 +118,14 @@ func trainingFolder(output: URL?, resume: URL?, generator: String) throws -> Run
     }
     if let explicit {
         // Files a run in this folder replaces as it goes: found now, not at the first checkpoint.
-        for name in [checkpointFileName, "best.safetensors", "metrics.csv", "run.json"] {
+        for name in [checkpointFileName, "metrics.csv", "run.json"] + rewrites {
             let url = explicit.appendingPathComponent(name)
-            if let problem = writeProtection(of: url.path) { throw StudioError.invalidOption("\(url.path): \(problem)") }
+            if let problem = replacementRefusal(of: url.path) {
+                let reason = problem.hasPrefix("the file is write-protected")
+                    ? "the file is write-protected: make it writable (chmod u+w), or continue into another folder with --output NEW_FOLDER"
+                    : problem
+                throw StudioError.invalidOption("\(url.path): \(reason)")
+            }
         }
     }
     return try RunFolder(explicit: explicit, generator: generator)

@@ -413,6 +413,14 @@ final class StyleCommandLineTests: XCTestCase {
         XCTAssertTrue(e3.contains("already holds another run's run.json"), e3)
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("run.json")), Data("{}".utf8))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), (before + ["run.json"]).sorted())
+        // A folder where the result would go is refused before the work.
+        let blocked = dir.appendingPathComponent("blocked.png")
+        try FileManager.default.createDirectory(at: blocked, withIntermediateDirectories: false)
+        let (s5, e5) = try gen(["style", content.path, style.path, "--random-weights", "--iterations", "2",
+                                "--output", blocked.path, "--threads", "1"], in: dir)
+        XCTAssertEqual(s5, 2, e5)
+        XCTAssertTrue(e5.contains("a folder is there"), e5)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("blocked-run.json").path))
         // The result may not be an input image.
         let original = try Data(contentsOf: content)
         let (s4, e4) = try gen(["style", content.path, style.path, "--random-weights", "--iterations", "2",

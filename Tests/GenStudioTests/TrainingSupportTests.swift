@@ -212,6 +212,15 @@ final class InterruptAndFolderTests: XCTestCase {
             }
             chmod(checkpoint.path, 0o644)
             XCTAssertEqual(try contents(run), before, "\(name): a refused resume changed the folder")
+            // So are the generator's other files rewritten in place, and a folder where a file goes.
+            let rewritten = run.appendingPathComponent(["text": "best.safetensors", "gan": "loss.png"][name] ?? "run.json")
+            let existed = FileManager.default.fileExists(atPath: rewritten.path)
+            if existed { chmod(rewritten.path, 0o444) } else { try FileManager.default.createDirectory(at: rewritten, withIntermediateDirectories: false) }
+            XCTAssertThrowsError(try start(checkpoint, run, { false }), name) { error in
+                XCTAssertTrue("\(error)".contains(rewritten.lastPathComponent), "\(name): \(error)")
+            }
+            if existed { chmod(rewritten.path, 0o644) } else { try FileManager.default.removeItem(at: rewritten) }
+            XCTAssertEqual(try contents(run), before, "\(name): a refused resume changed the folder")
             // A stop after one step of the resumed run: a checkpoint, and the stale row is gone.
             _ = try start(checkpoint, run, stopAfter(2))
             XCTAssertFalse(try String(contentsOf: metrics, encoding: .utf8).contains("99,9"), name)

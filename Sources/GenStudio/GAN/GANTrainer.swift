@@ -275,7 +275,7 @@ public final class GANTrainer {
         var noiseRNG = RandomGenerator(seed: config.seed &+ 0xF1_7ED0_0015E)
         fixedNoise = Tensor.normal([config.sampleCount, config.model.latentDim], using: &noiseRNG)
 
-        folder = try trainingFolder(output: output, resume: resume, generator: "gan")
+        folder = try trainingFolder(output: output, resume: resume, generator: "gan", rewrites: ["loss.png"])
         record = RunRecord(generator: "gan", arguments: arguments, settings: GANTrainer.describe(config), seed: config.seed)
         record.settings["data"] = data.summary
         lastCheckpoint = restored != nil ? resume : nil

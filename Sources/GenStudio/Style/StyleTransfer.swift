@@ -176,7 +176,7 @@ public final class StyleTransfer {
                        folder.file(folder.recordFileName == "run.json" ? "metrics.csv"
                                    : resultURL.deletingPathExtension().lastPathComponent + "-metrics.csv")]
         for url in records {
-            if let problem = writeProtection(of: url.path) {
+            if let problem = replacementRefusal(of: url.path) {
                 folder.discardIfUnused()
                 throw StudioError.invalidOption("\(url.path): \(problem)")
             }

@@ -358,7 +358,7 @@ public final class TextTrainer {
                 throw StudioError.invalidOption("nothing to do: \(resume?.path ?? "the checkpoint") is already at step \(state.step), at or past the requested total of \(total) steps; give a larger --steps or --epochs (totals count the resumed steps)")
             }
         }
-        folder = try trainingFolder(output: output, resume: resume, generator: "text")
+        folder = try trainingFolder(output: output, resume: resume, generator: "text", rewrites: ["best.safetensors"])
         record = RunRecord(generator: "text", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         lastCheckpoint = restored != nil ? resume : nil
         // Only a run continuing in the resumed checkpoint's own folder inherits that folder's best

@@ -262,7 +262,7 @@ public final class VAETrainer {
             }
             state = restored.state
         }
-        folder = try trainingFolder(output: output, resume: resume, generator: "vae")
+        folder = try trainingFolder(output: output, resume: resume, generator: "vae", rewrites: [])
         record = RunRecord(generator: "vae", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         record.settings["data_description"] = data.description
         lastCheckpoint = restored != nil ? resume : nil

@@ -113,13 +113,20 @@ public func writeFileAtomically(_ data: Data, to url: URL) throws {
     try writeFileAtomically(to: url) { try $0.write(data) }
 }
 
-/// Why ``writeFileAtomically(_:to:)`` would refuse to replace the existing regular file at `path`:
-/// it is write-protected (not writable by this user, or by nobody at all). Nil when the file does
-/// not exist or may be replaced. Commands that write their result after long work check this first.
-public func writeProtection(of path: String) -> String? {
+/// Why ``writeFileAtomically(_:to:)`` would refuse to write `path`: a folder is there, or an
+/// existing regular file is write-protected (not writable by this user, or by nobody at all). Nil
+/// when the path is free or holds a file that may be replaced. Commands that write their result
+/// after long work check this first.
+public func replacementRefusal(of path: String) -> String? {
     var st = stat()
-    guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-    guard access(path, W_OK) != 0 || st.st_mode & 0o222 == 0 else { return nil }
+    guard lstat(path, &st) == 0 else { return nil }
+    if (st.st_mode & S_IFMT) == S_IFDIR { return "a folder is there, not a file" }
+    if (st.st_mode & S_IFMT) == S_IFLNK {
+        var target = stat()
+        if stat(path, &target) == 0 && (target.st_mode & S_IFMT) == S_IFDIR { return "a link to a folder is there, not a file" }
+        return nil
+    }
+    guard (st.st_mode & S_IFMT) == S_IFREG, access(path, W_OK) != 0 || st.st_mode & 0o222 == 0 else { return nil }
     return "the file is write-protected (remove it or write elsewhere)"
 }
 
@@ -149,7 +156,7 @@ public func writeFileAtomically(to url: URL, _ body: (AtomicFileWriter) throws -
     }
     // The rename would replace a write-protected file that a plain write may not touch (and, for
     // root, one nobody may write): refuse, as `cp` and shell redirection do.
-    if let problem = writeProtection(of: destination) {
+    if let problem = replacementRefusal(of: destination), problem.hasPrefix("the file is write-protected") {
         throw FileWriteError(path: destination, operation: "open", code: EACCES, reason: problem)
     }
 
