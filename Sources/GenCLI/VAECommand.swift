@@ -184,6 +184,15 @@ public struct VAESample: ParsableCommand {
             if mc.latentDim > 2 && manifold && !common.quiet {
                 printError("note: the manifold varies the first two of \(mc.latentDim) latent dimensions (the others are 0)")
             }
+            if frames && ends.count == 2 {
+                // Frames of an earlier, longer interpolation in the same folder are not this one's.
+                let written = Set(pictures.map(\.1))
+                let stale = ((try? FileManager.default.contentsOfDirectory(atPath: folder.url.path)) ?? [])
+                    .filter { $0.hasPrefix("interpolation-") && $0.hasSuffix(".png") && !written.contains($0) }.sorted()
+                if let first = stale.first {
+                    printError("warning: \(folder.url.path) also holds \(stale.count) older interpolation frame\(stale.count == 1 ? "" : "s") (\(first)\(stale.count > 1 ? " … \(stale[stale.count - 1])" : "")) that are not part of this interpolation")
+                }
+            }
             FileHandle.standardOutput.write(Data(out.utf8))
         }
     }

@@ -119,6 +119,11 @@ final class VAECommandTests: XCTestCase {
         XCTAssertEqual(r2.status, 0, r2.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: frames.path).sorted(),
                        ["interpolation-000.png", "interpolation-001.png", "interpolation-002.png"])
+        // A shorter interpolation into the same folder says which older frames remain.
+        let r5 = try gen(["vae", "sample", "--checkpoint", ckpt.path, "--interpolate", a.path, b.path, "--steps", "2",
+                          "--frames", "--output", frames.path])
+        XCTAssertEqual(r5.status, 0, r5.stderr)
+        XCTAssertTrue(r5.stderr.contains("also holds 1 older interpolation frame (interpolation-002.png)"), r5.stderr)
         let s1 = try gen(["vae", "sample", "--checkpoint", ckpt.path, "--count", "5", "--seed", "3", "--output", dir.appendingPathComponent("s1").path])
         // --threads and --quiet, as every other command has; the thread count does not change the samples.
         let s2 = try gen(["vae", "sample", "--checkpoint", ckpt.path, "--count", "5", "--seed", "3", "--threads", "1", "-q",

@@ -404,6 +404,14 @@ final class StyleCommandLineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("iter-00001.png").path))
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("result-run.json")), first)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("other-run.json").path))
+        // other.jpg would share other.png's records: refused.
+        let otherRecord = try Data(contentsOf: dir.appendingPathComponent("other-run.json"))
+        let (s6, e6) = try gen(["style", content.path, style.path, "--random-weights", "--iterations", "2",
+                                "--output", dir.appendingPathComponent("other.jpg").path, "--threads", "1"], in: dir)
+        XCTAssertEqual(s6, 2, e6)
+        XCTAssertTrue(e6.contains("is the record of another result"), e6)
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("other-run.json")), otherRecord)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("other.jpg").path))
         // A folder holding another run's records is refused, and nothing in it changes.
         let before = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
         try Data("{}".utf8).write(to: dir.appendingPathComponent("run.json"))

@@ -168,6 +168,13 @@ public final class StyleTransfer {
         if let result {
             // Records named after the result, so results sharing a folder keep their own.
             runFolder.recordFileName = result.deletingPathExtension().lastPathComponent + "-run.json"
+            // n.png and n.jpg would share them: refuse records that belong to another result.
+            let existing = runFolder.file(runFolder.recordFileName)
+            if let data = try? Data(contentsOf: existing), let other = try? JSONDecoder().decode(RunRecord.self, from: data),
+               let otherResult = other.settings["result"], !samePath(URL(fileURLWithPath: otherResult), result) {
+                runFolder.discardIfUnused()
+                throw StudioError.invalidOption("\(existing.path) is the record of another result (\(otherResult)); give this result another name")
+            }
         }
         folder = runFolder
         resultURL = result ?? folder.file("result.png")
