@@ -121,9 +121,9 @@ func trainingFolder(output: URL?, resume: URL?, generator: String, rewrites: [St
         for name in [checkpointFileName, "metrics.csv", "run.json"] + rewrites {
             let url = explicit.appendingPathComponent(name)
             if let problem = replacementRefusal(of: url.path) {
-                let reason = problem.hasPrefix("the file is write-protected")
+                let reason = problem == .writeProtected
                     ? "the file is write-protected: make it writable (chmod u+w), or continue into another folder with --output NEW_FOLDER"
-                    : problem
+                    : problem.description
                 throw StudioError.invalidOption("\(url.path): \(reason)")
             }
         }
@@ -253,3 +253,73 @@ public func stoppedLine(reason: String, steps: Int) -> String {
 
 /// The stop reason when a run has done its `--epochs`.
 func epochLimitReason(_ epochs: Int) -> String { "reached \(counted(epochs, "epoch"))" }
+
+/// One training session: a fresh run, or one resume of it. Nothing of the session is written
+/// before its first step, so a stop requested earlier (Ctrl-C while the data loads) leaves every
+/// file as it was (``StudioError/interruptedBeforeFirstStep(resumed:)``).
+struct TrainingSession {
+    /// The step the session started at: the resumed checkpoint's, or 0.
+    let firstStep: Int
+    /// The resumed checkpoint, or nil for a fresh run.
+    let resumed: URL?
+    private var begun = false
+
+    /// Starts a session at `step`.
+    /// - Throws: ``StudioError/interruptedBeforeFirstStep(resumed:)`` when `shouldStop` is already true.
+    init(step: Int, resumed: URL?, shouldStop: () -> Bool) throws {
+        firstStep = step
+        self.resumed = resumed
+        if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: resumed?.path) }
+    }
+
+    /// Polls `shouldStop` before the step after `step`: whether to stop now.
+    /// - Throws: ``StudioError/interruptedBeforeFirstStep(resumed:)`` when the stop comes before
+    ///   this session's first step (after the check at the start).
+    func stopRequested(_ shouldStop: () -> Bool, step: Int) throws -> Bool {
+        guard shouldStop() else { return false }
+        if step == firstStep { throw StudioError.interruptedBeforeFirstStep(resumed: resumed?.path) }
+        return true
+    }
+
+    /// Whether this is a resumed session that took no step (a tiny `--time-limit`): its checkpoint,
+    /// rows and pictures are already written, and repeating them would duplicate them.
+    func isIdleResume(step: Int) -> Bool { resumed != nil && step == firstStep }
+
+    /// The session's first writes, once: right before its first step (or at its end when it takes
+    /// none). Drops the rows of `folder`'s `metrics.csv` after `step` (a resume in the run's own
+    /// folder redoes them), then runs `more`.
+    /// - Throws: file errors.
+    mutating func begin(folder: RunFolder, droppingMetricsRowsAfter step: Int?, _ more: () throws -> Void = {}) throws {
+        guard !begun else { return }
+        begun = true
+        if let step { try folder.dropMetricsRows(afterStep: step) }
+        try more()
+    }
+}
+
+/// Runs a trainer's `body` in its run `folder`: a stop before the first step removes a folder the
+/// run made and left empty; any other error is recorded in `run.json` (`failure()`). Errors are
+/// rethrown unchanged.
+func runRecordingFailure<T>(in folder: RunFolder, failure: () -> RunRecord, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        if case StudioError.interruptedBeforeFirstStep = error {
+            folder.discardIfUnused()
+        } else {
+            folder.recordFailure(error, record: failure())
+        }
+        throw error
+    }
+}
+
+/// `record` for a failed run: the steps done, and the last checkpoint with its step (read from its
+/// header; no tensor is loaded).
+func failedRunRecord(_ record: RunRecord, step: Int, lastCheckpoint: URL?) -> RunRecord {
+    var r = record
+    r.settings["steps_done"] = String(step)
+    if let c = lastCheckpoint, let saved = (try? SafetensorsFile(contentsOf: c))?.metadata[Checkpoint.Key.step] {
+        r.settings["last_checkpoint"] = "\(c.path) (step \(saved))"
+    }
+    return r
+}

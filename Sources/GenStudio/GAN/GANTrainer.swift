@@ -356,36 +356,19 @@ public final class GANTrainer {
     ///   the first step (nothing is written; a folder this run made is removed);
     ///   and file errors. Failures other than the interruption are recorded in `run.json`.
     public func run(shouldStop: () -> Bool = { false }) throws -> GANTrainingSummary {
-        do {
-            return try runTraining(shouldStop: shouldStop)
-        } catch StudioError.interruptedBeforeFirstStep(let resumed) {
-            folder.discardIfUnused()
-            throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
-        } catch GANError.nonFinite(let step, let what, _) {
-            let e = GANError.nonFinite(step: step, what: what, lastCheckpoint: lastCheckpoint?.path)
-            folder.recordFailure(e, record: failureRecord())
-            throw e
-        } catch {
-            folder.recordFailure(error, record: failureRecord())
-            throw error
+        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastCheckpoint) }) {
+            do {
+                return try runTraining(shouldStop: shouldStop)
+            } catch GANError.nonFinite(let step, let what, _) {
+                // Names the last good checkpoint, known here rather than where the loss went bad.
+                throw GANError.nonFinite(step: step, what: what, lastCheckpoint: lastCheckpoint?.path)
+            }
         }
-    }
-
-    /// The run record for a failure: the steps done, and the last checkpoint's step when there is one.
-    func failureRecord() -> RunRecord {
-        var r = record
-        r.settings["steps_done"] = String(state.step)
-        if let c = lastCheckpoint, let step = (try? Checkpoint.load(from: c))?.metadata[Checkpoint.Key.step] {
-            r.settings["last_checkpoint"] = "\(c.path) (step \(step))"
-        }
-        return r
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> GANTrainingSummary {
         // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
-        if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-        let firstStep = state.step
-        var sessionBegun = false
+        var session = try TrainingSession(step: state.step, resumed: lastCheckpoint, shouldStop: shouldStop)
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         func elapsedTotal() -> Double { sessionStartElapsed + Date().timeIntervalSince(startTime) }
@@ -408,13 +391,12 @@ public final class GANTrainer {
         let realIndices = Array(realPick.permutation(data.count).prefix(min(64, data.count)))
         let realBatch = try data.batch(realIndices)
         let realDiversity = GANPictures.diversity(realBatch)
-        // This session's first writes happen in beginSession(), right before its first step (or
-        // at its end when it takes none): a stop before the first step leaves every file as it was.
+        // This session's first writes, right before its first step (or at its end when it takes
+        // none): a fresh run's real-image grid.
+        let freshRun = session.firstStep == 0
         func beginSession() throws {
-            guard !sessionBegun else { return }
-            sessionBegun = true
-            if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
-            if firstStep == 0 {
+            try session.begin(folder: folder, droppingMetricsRowsAfter: resumedInFolderAt) {
+                guard freshRun else { return }
                 let url = folder.file("samples").appendingPathComponent("real.png")
                 try GANPictures.writeGrid(realBatch, to: url)
                 progress.report(.wrote(url, what: "real images"))
@@ -490,11 +472,7 @@ public final class GANTrainer {
             if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
                 stopReason = "time limit of \(limit) minutes"; break
             }
-            if shouldStop() {
-                // The stop came after the check at the start, still before this session's first step.
-                if state.step == firstStep { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-                stopReason = "interrupted"; break
-            }
+            if try session.stopRequested(shouldStop, step: state.step) { stopReason = "interrupted"; break }
             try beginSession()
 
             beforeStepHook?(state.step + 1)
@@ -531,7 +509,7 @@ public final class GANTrainer {
         state.elapsed = elapsedTotal()
         // A resumed session that took no step (a tiny --time-limit) repeats nothing: its checkpoint,
         // row and grid are already written.
-        if state.step != firstStep || lastCheckpoint == nil {
+        if !session.isIdleResume(step: state.step) {
             try logWindow(final: true)
             if lastGrid?.lastPathComponent != String(format: "step-%06d.png", state.step) { try writeGrid() }
             if !history.isEmpty { try writeLossCurve() }

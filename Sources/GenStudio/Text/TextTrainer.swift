@@ -501,14 +501,8 @@ public final class TextTrainer {
     ///   the first step (nothing is written; a folder this run made is removed),
     ///   and file-writing errors.
     public func run(shouldStop: () -> Bool = { false }) throws -> TextTrainingSummary {
-        do {
-            return try runTraining(shouldStop: shouldStop)
-        } catch StudioError.interruptedBeforeFirstStep(let resumed) {
-            folder.discardIfUnused()
-            throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
-        } catch {
-            folder.recordFailure(error, record: failureRecord())
-            throw error
+        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastCheckpoint) }) {
+            try runTraining(shouldStop: shouldStop)
         }
     }
 
@@ -519,28 +513,11 @@ public final class TextTrainer {
         return FileManager.default.fileExists(atPath: url.path) ? (v, s, url) : nil
     }
 
-    /// The run record for a failure: the steps done, and the last checkpoint's step when there is one.
-    func failureRecord() -> RunRecord {
-        var r = record
-        r.settings["steps_done"] = String(state.step)
-        if let c = lastCheckpoint, let step = (try? Checkpoint.load(from: c))?.metadata[Checkpoint.Key.step] {
-            r.settings["last_checkpoint"] = "\(c.path) (step \(step))"
-        }
-        return r
-    }
-
     func runTraining(shouldStop: () -> Bool) throws -> TextTrainingSummary {
         // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
-        if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-        let firstStep = state.step
-        var sessionBegun = false
-        // This session's first writes happen in beginSession(), right before its first step (or
-        // at its end when it takes none): a stop before the first step leaves every file as it was.
-        func beginSession() throws {
-            guard !sessionBegun else { return }
-            sessionBegun = true
-            if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
-        }
+        var session = try TrainingSession(step: state.step, resumed: lastCheckpoint, shouldStop: shouldStop)
+        // This session's first writes, right before its first step (or at its end when it takes none).
+        func beginSession() throws { try session.begin(folder: folder, droppingMetricsRowsAfter: resumedInFolderAt) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let windows = train.starts.count
@@ -597,11 +574,7 @@ public final class TextTrainer {
             if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
                 stopReason = "time limit of \(limit) minutes"; break
             }
-            if shouldStop() {
-                // The stop came after the check at the start, still before this session's first step.
-                if state.step == firstStep { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-                stopReason = "interrupted"; break
-            }
+            if try session.stopRequested(shouldStop, step: state.step) { stopReason = "interrupted"; break }
             try beginSession()
 
             let stepStart = Date()
@@ -683,7 +656,7 @@ public final class TextTrainer {
         var finalSamples: [(temperature: Float, text: String)]
         // A resumed session that took no step (a tiny --time-limit) repeats nothing: its checkpoint
         // and rows are already written.
-        let idleResume = state.step == firstStep && lastCheckpoint != nil
+        let idleResume = session.isIdleResume(step: state.step)
         if !idleResume && (state.batchInEpoch != 0 || lastCheckpoint == nil || state.epochLossCount > 0) {
             if state.epochLossCount > 0 { lastTrainBPC = state.epochLossSum / Double(state.epochLossCount) * bitsPerNat }
             if lastValStep != state.step {

@@ -366,39 +366,16 @@ public final class VAETrainer {
     ///   the first step (nothing is written; a folder this run made is removed),
     ///   and file-writing errors.
     public func run(shouldStop: () -> Bool = { false }) throws -> VAETrainingSummary {
-        do {
-            return try runTraining(shouldStop: shouldStop)
-        } catch StudioError.interruptedBeforeFirstStep(let resumed) {
-            folder.discardIfUnused()
-            throw StudioError.interruptedBeforeFirstStep(resumed: resumed)
-        } catch {
-            folder.recordFailure(error, record: failureRecord())
-            throw error
+        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastCheckpoint) }) {
+            try runTraining(shouldStop: shouldStop)
         }
-    }
-
-    /// The run record for a failure: the steps done, and the last checkpoint's step when there is one.
-    func failureRecord() -> RunRecord {
-        var r = record
-        r.settings["steps_done"] = String(state.step)
-        if let c = lastCheckpoint, let step = (try? Checkpoint.load(from: c))?.metadata[Checkpoint.Key.step] {
-            r.settings["last_checkpoint"] = "\(c.path) (step \(step))"
-        }
-        return r
     }
 
     func runTraining(shouldStop: () -> Bool) throws -> VAETrainingSummary {
         // Stopped while the data was loading: write nothing (no step-0 pictures or checkpoint).
-        if shouldStop() { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-        let firstStep = state.step
-        var sessionBegun = false
-        // This session's first writes happen in beginSession(), right before its first step (or
-        // at its end when it takes none): a stop before the first step leaves every file as it was.
-        func beginSession() throws {
-            guard !sessionBegun else { return }
-            sessionBegun = true
-            if let s = resumedInFolderAt { try folder.dropMetricsRows(afterStep: s) }
-        }
+        var session = try TrainingSession(step: state.step, resumed: lastCheckpoint, shouldStop: shouldStop)
+        // This session's first writes, right before its first step (or at its end when it takes none).
+        func beginSession() throws { try session.begin(folder: folder, droppingMetricsRowsAfter: resumedInFolderAt) }
         let startTime = Date()
         let sessionStartElapsed = state.elapsed
         let batch = min(config.batchSize, data.trainCount)
@@ -455,11 +432,7 @@ public final class VAETrainer {
             if let limit = config.timeLimitMinutes, Date().timeIntervalSince(startTime) >= limit * 60 {
                 stopReason = "time limit of \(limit) minutes"; break
             }
-            if shouldStop() {
-                // The stop came after the check at the start, still before this session's first step.
-                if state.step == firstStep { throw StudioError.interruptedBeforeFirstStep(resumed: lastCheckpoint?.path) }
-                stopReason = "interrupted"; break
-            }
+            if try session.stopRequested(shouldStop, step: state.step) { stopReason = "interrupted"; break }
             try beginSession()
 
             let stepStart = Date()

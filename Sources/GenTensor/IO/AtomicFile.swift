@@ -113,21 +113,38 @@ public func writeFileAtomically(_ data: Data, to url: URL) throws {
     try writeFileAtomically(to: url) { try $0.write(data) }
 }
 
-/// Why ``writeFileAtomically(_:to:)`` would refuse to write `path`: a folder is there, or an
-/// existing regular file is write-protected (not writable by this user, or by nobody at all). Nil
-/// when the path is free or holds a file that may be replaced. Commands that write their result
-/// after long work check this first.
-public func replacementRefusal(of path: String) -> String? {
+/// Why a file cannot be written at a path, found before the work that produces it.
+public enum ReplacementRefusal: Equatable, CustomStringConvertible {
+    /// A folder is there.
+    case folder
+    /// A symbolic link to a folder is there.
+    case linkToFolder
+    /// An existing regular file is write-protected (not writable by this user, or by nobody at
+    /// all); ``writeFileAtomically(_:to:)`` refuses to replace it.
+    case writeProtected
+
+    public var description: String {
+        switch self {
+        case .folder: return "a folder is there, not a file"
+        case .linkToFolder: return "a link to a folder is there, not a file"
+        case .writeProtected: return "the file is write-protected (remove it or write elsewhere)"
+        }
+    }
+}
+
+/// Why `path` cannot be written, or nil when it is free or holds a file that may be replaced.
+/// Commands that write their result after long work check this first.
+public func replacementRefusal(of path: String) -> ReplacementRefusal? {
     var st = stat()
     guard lstat(path, &st) == 0 else { return nil }
-    if (st.st_mode & S_IFMT) == S_IFDIR { return "a folder is there, not a file" }
+    if (st.st_mode & S_IFMT) == S_IFDIR { return .folder }
     if (st.st_mode & S_IFMT) == S_IFLNK {
         var target = stat()
-        if stat(path, &target) == 0 && (target.st_mode & S_IFMT) == S_IFDIR { return "a link to a folder is there, not a file" }
+        if stat(path, &target) == 0 && (target.st_mode & S_IFMT) == S_IFDIR { return .linkToFolder }
         return nil
     }
     guard (st.st_mode & S_IFMT) == S_IFREG, access(path, W_OK) != 0 || st.st_mode & 0o222 == 0 else { return nil }
-    return "the file is write-protected (remove it or write elsewhere)"
+    return .writeProtected
 }
 
 /// Streaming variant of ``writeFileAtomically(_:to:)``: `body` writes the contents piece by
@@ -156,8 +173,8 @@ public func writeFileAtomically(to url: URL, _ body: (AtomicFileWriter) throws -
     }
     // The rename would replace a write-protected file that a plain write may not touch (and, for
     // root, one nobody may write): refuse, as `cp` and shell redirection do.
-    if let problem = replacementRefusal(of: destination), problem.hasPrefix("the file is write-protected") {
-        throw FileWriteError(path: destination, operation: "open", code: EACCES, reason: problem)
+    if replacementRefusal(of: destination) == .writeProtected {
+        throw FileWriteError(path: destination, operation: "open", code: EACCES, reason: ReplacementRefusal.writeProtected.description)
     }
 
     // Create a fresh temporary file next to the destination (same file system, so rename is atomic).
