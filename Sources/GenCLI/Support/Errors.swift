@@ -19,15 +19,12 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw e
     } catch let e as ValidationError {
         throw e
-    } catch let e as StudioError {
-        if case .interruptedBeforeFirstStep = e {
-            printError("gen: \(e)")         // not an error: the user asked to stop
-        } else {
-            printError("gen: error: \(describe(e))")
-        }
-        throw ExitCode(exitCode(for: e))
     } catch {
-        printError("gen: error: \(describe(error))")
+        if case StudioError.interruptedBeforeFirstStep = error {
+            printError("gen: \(describe(error))")     // not an error: the user asked to stop
+        } else {
+            printError("gen: error: \(describe(error))")
+        }
         throw ExitCode(exitCode(for: error))
     }
 }
