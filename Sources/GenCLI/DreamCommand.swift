@@ -21,7 +21,7 @@ public struct DreamCommand: ParsableCommand {
     )
 
     @Argument(help: "Input image (PNG or JPEG).") public var image: String?
-    @Option(name: .shortAndLong, help: "Output image (.png or .jpg; default: outputs/dream/<timestamp>/dream.png).")
+    @Option(name: .shortAndLong, help: "Output image (.png or .jpg; a missing folder is made; default: outputs/dream/<timestamp>/dream.png).")
     public var output: String?
     @Option(help: "Network: inception_v3 (default when its weights are present), squeezenet1_0, squeezenet1_1, vgg16, vgg19.")
     public var network: String?
@@ -137,22 +137,18 @@ public struct DreamCommand: ParsableCommand {
             // Where results go: --output, or a fresh run folder.
             let outputURL: URL
             var folder: RunFolder?
+            var outputFolder: RunFolder?
             try refuseOutputOverwritingInput(output, inputs: [(image, "input image")] + (guide.map { [($0, "guide image")] } ?? []))
             if let output {
                 outputURL = URL(fileURLWithPath: output)
-                let dir = outputURL.deletingLastPathComponent()
-                var isDir: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-                    throw StudioError.cannotCreateFolder(path: dir.path, reason: RunFolder.whyNoFolder(at: dir) ?? "no such folder")
-                }
                 // A write-protected output would be refused only after every octave: refuse now.
                 if let problem = replacementRefusal(of: outputURL.path) {
                     throw StudioError.invalidOption("--output \(outputURL.path): \(problem)")
                 }
-                // Find out now, not after every octave has been computed.
-                guard FileManager.default.isWritableFile(atPath: dir.path) else {
-                    throw StudioError.cannotCreateFolder(path: dir.path, reason: "folder is not writable")
-                }
+                // A missing folder is made, as gen style does, and removed again if the dream
+                // writes nothing into it; one that cannot be made or written is refused now, not
+                // after every octave has been computed.
+                outputFolder = try RunFolder(explicit: outputURL.deletingLastPathComponent(), generator: "dream")
             } else {
                 let f = try RunFolder(explicit: nil, generator: "dream")
                 folder = f
@@ -187,6 +183,7 @@ public struct DreamCommand: ParsableCommand {
                 print(outputURL.path)
             } catch {
                 folder?.recordFailure(error, record: record)
+                outputFolder?.discardIfUnused()
                 throw error
             }
         }

@@ -145,6 +145,16 @@ final class DreamCommandTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: jpg), first)
     }
 
+    func testMissingOutputFolderIsMadeAsStyleDoes() throws {
+        let input = try writeInput()
+        let out = dir.appendingPathComponent("new/sub/out.png")
+        let r = try gen(["dream", input.path, "--output", out.path] + fast)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let im = try Image(contentsOf: out.path)
+        XCTAssertEqual([im.width, im.height], [45, 37])
+        XCTAssertEqual(listing().filter { $0.hasPrefix("new") }, ["new", "new/sub", "new/sub/out.png"])
+    }
+
     func testProgressReportsTheObjectivePerOctave() throws {
         let input = try writeInput()
         let out = dir.appendingPathComponent("out.png")
@@ -283,8 +293,10 @@ final class DreamCommandTests: XCTestCase {
         try assertCleanFailure(["dream", input.path, "--output", out, "--octave-scale", "1"] + fast, mentions: ["--octave-scale"])
         try assertCleanFailure(["dream", input.path, "--output", out, "--tile-size", "8"] + fast, mentions: ["--tile-size"])
         try assertCleanFailure(["dream", input.path, "--output", dir.appendingPathComponent("out.gif").path] + fast, mentions: ["--output"])
-        try assertCleanFailure(["dream", input.path, "--output", dir.appendingPathComponent("no/such/out.png").path] + fast,
-                               code: 1, mentions: ["no/such"])
+        // A path through a file cannot be made: refused before any work, nothing written.
+        try Data("x".utf8).write(to: dir.appendingPathComponent("afile"))
+        try assertCleanFailure(["dream", input.path, "--output", dir.appendingPathComponent("afile/sub/out.png").path] + fast,
+                               code: 1, mentions: ["afile", "is a file, not a folder"])
         try assertCleanFailure(["dream", "--network", "squeezenet", "--weights", weights.path], mentions: ["IMAGE"])
         try assertCleanFailure(["dream", input.path, "--output", out, "--network", "alexnet", "--weights", weights.path], mentions: ["alexnet"])
     }

@@ -437,6 +437,48 @@ final class TextTrainingTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("samples").path))
     }
 
+    /// lr 1e30 takes the weights to ~1e30 in the first step; the validation right after it sees the
+    /// divergence (about 1e31 bits/char) before the next step's loss does. The run must stop there:
+    /// no best.safetensors holding those weights, and no metrics row with the diverged value.
+    func testDivergedWeightsNeverBecomeTheBestCheckpoint() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 400), in: dir)
+        var c = tinyConfig(steps: 50)
+        c.optimizer = "rmsprop"
+        c.learningRate = 1e30
+        c.evaluateEvery = 1
+        let out = dir.appendingPathComponent("run")
+        let t = try TextTrainer(corpus: corpus, config: c, resume: nil, output: out, arguments: [], progress: SilentProgress())
+        XCTAssertThrowsError(try t.run()) { e in
+            guard case StudioError.nonFiniteLoss(let step, let last) = e else { return XCTFail("expected nonFiniteLoss, got \(e)") }
+            XCTAssertEqual(step, 1)
+            XCTAssertNil(last)
+            XCTAssertTrue("\(e)".contains("no checkpoint had been written yet"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("best.safetensors").path))
+        let metrics = (try? String(contentsOf: out.appendingPathComponent("metrics.csv"), encoding: .utf8)) ?? ""
+        XCTAssertLessThanOrEqual(metrics.split(separator: "\n").count, 1, "a metrics row was written: \(metrics)")
+    }
+
+    /// When only best.safetensors has been written, a stopped run names it as the checkpoint to
+    /// resume from, instead of saying that no checkpoint was written.
+    func testBestCheckpointIsTheLastGoodOneBeforeTheFirstRegularCheckpoint() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 400), in: dir)
+        let out = dir.appendingPathComponent("run")
+        let t = try TextTrainer(corpus: corpus, config: tinyConfig(steps: 5), resume: nil, output: out, arguments: [],
+                                progress: SilentProgress())
+        XCTAssertNil(t.lastGoodCheckpoint)
+        try t.noteValidation(3.5, elapsed: 0)
+        let best = out.appendingPathComponent("best.safetensors")
+        XCTAssertEqual(t.lastGoodCheckpoint?.standardizedFileURL.path, best.standardizedFileURL.path)
+        XCTAssertThrowsError(try t.noteValidation(.nan, elapsed: 0)) { e in
+            XCTAssertTrue("\(e)".contains("the last good checkpoint is \(t.lastGoodCheckpoint?.path ?? "?")"), "\(e)")
+        }
+        try t.saveCheckpoint()
+        XCTAssertEqual(t.lastGoodCheckpoint?.lastPathComponent, "checkpoint.safetensors")
+    }
+
     // MARK: Options
 
     func testInvalidConfigurationsThrowBeforeWriting() throws {

@@ -258,6 +258,12 @@ public final class TextTrainer {
     let progress: ProgressReporter
     var record: RunRecord
     var lastCheckpoint: URL?
+    /// `best.safetensors` once this run has written it.
+    var bestWritten: URL?
+    /// The newest checkpoint a stopped run can be resumed from: `checkpoint.safetensors` once
+    /// written (or the resumed one), else `best.safetensors` when this run wrote one (it holds the
+    /// whole training state too).
+    var lastGoodCheckpoint: URL? { lastCheckpoint ?? bestWritten }
     /// The step this run resumed from in the checkpoint's own folder (its metrics and best
     /// checkpoint are this run's); nil otherwise.
     var resumedInFolderAt: Int?
@@ -414,6 +420,8 @@ public final class TextTrainer {
         if name == "checkpoint.safetensors" {
             lastCheckpoint = url
             try folder.writeCheckpointRecord(record, step: state.step)
+        } else {
+            bestWritten = url
         }
         progress.report(.wrote(url, what: name == "checkpoint.safetensors" ? "checkpoint" : "best checkpoint"))
         return url
@@ -422,9 +430,11 @@ public final class TextTrainer {
     /// Records a validation loss; when it is the lowest so far, writes the current weights to
     /// `best.safetensors` (atomically; the previous best stays intact until the new one is
     /// complete), as char-rnn keeps its best checkpoint by validation loss.
-    /// - Throws: file-writing errors.
+    /// - Throws: ``StudioError/nonFiniteLoss(step:lastCheckpoint:)`` for a non-finite or diverged
+    ///   (above 10⁶ bits/char) validation loss, and file-writing errors.
     func noteValidation(_ bpc: Double?, elapsed: Double) throws {
-        guard let bpc, bpc.isFinite else { return }
+        guard let bpc else { return }
+        try refuseDiverged(bpc)
         // A run resumed into another folder starts that folder's best afresh.
         if let best = state.bestValidationBitsPerCharacter, best <= bpc,
            FileManager.default.fileExists(atPath: folder.file("best.safetensors").path) { return }
@@ -432,6 +442,16 @@ public final class TextTrainer {
         state.bestValidationStep = state.step
         state.elapsed = elapsed
         try saveCheckpoint(named: "best.safetensors")
+    }
+
+    /// Weights that diverged in the step just taken show in the validation loss before the next
+    /// step's loss does: stop there, before they reach `metrics.csv` or any checkpoint.
+    /// - Throws: ``StudioError/nonFiniteLoss(step:lastCheckpoint:)`` unless `bpc` is finite and at
+    ///   most 10⁶ bits/char.
+    func refuseDiverged(_ bpc: Double?) throws {
+        if let bpc, !(bpc.isFinite && bpc <= maximumBitsPerCharacter) {
+            throw StudioError.nonFiniteLoss(step: state.step, lastCheckpoint: lastGoodCheckpoint?.path)
+        }
     }
 
     /// Mean loss in bits per character over the validation windows (evenly spaced, at most
@@ -501,7 +521,7 @@ public final class TextTrainer {
     ///   the first step (nothing is written; a folder this run made is removed),
     ///   and file-writing errors.
     public func run(shouldStop: () -> Bool = { false }) throws -> TextTrainingSummary {
-        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastCheckpoint) }) {
+        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastGoodCheckpoint) }) {
             try runTraining(shouldStop: shouldStop)
         }
     }
@@ -594,14 +614,14 @@ public final class TextTrainer {
             // A diverged run (e.g. an absurd learning rate) can keep a finite but astronomical loss
             // (weights ~1e30, loss ~1e31 bits/char) forever: treat it as non-finite too.
             guard lossValue.isFinite, lossValue * bitsPerNat <= maximumBitsPerCharacter else {
-                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastGoodCheckpoint?.path)
             }
             loss.backward()
             if let c = config.clipValue { clipGradients(params, byValue: c) }
             // A non-finite gradient would poison the weights (and the next checkpoint): stop first.
             let norm = config.clipNorm.map { clipGradients(params, byGlobalNorm: $0) } ?? globalGradientNorm(params)
             guard norm.isFinite else {
-                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastGoodCheckpoint?.path)
             }
             optimizer.learningRate = config.learningRate(atEpoch: state.epoch)
             optimizer.update(params)
@@ -609,7 +629,7 @@ public final class TextTrainer {
             // An update can overflow the weights to ±∞ although its own loss was finite: never
             // checkpoint or sample from such weights.
             guard allFinite(params) else {
-                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastCheckpoint?.path)
+                throw StudioError.nonFiniteLoss(step: state.step + 1, lastCheckpoint: lastGoodCheckpoint?.path)
             }
 
             state.step += 1
@@ -634,6 +654,7 @@ public final class TextTrainer {
                 if let every = config.evaluateEvery, state.step % every == 0 {
                     lastValBPC = validationBitsPerCharacter()
                     lastValStep = state.step
+                    try refuseDiverged(lastValBPC)
                     if let v = lastValBPC {
                         progress.report(.metrics(step: state.step, epoch: state.epoch + 1, values: [("validation bits/char", v)]))
                         try folder.appendMetrics(header: metricsHeader, row: [
