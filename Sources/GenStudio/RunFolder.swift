@@ -78,7 +78,7 @@ public struct RunFolder {
     }
 
     /// Why a folder cannot be made at `url`, in plain words, when the path itself is the reason:
-    /// the path or one of the folders above it is a file or a broken symbolic link. Nil otherwise
+    /// the path or one of the folders above it is a file, a broken symbolic link or a loop of them. Nil otherwise
     /// (the system's reason is then the best one).
     public static func whyNoFolder(at url: URL) -> String? {
         var path = url.standardizedFileURL.path
@@ -88,7 +88,9 @@ public struct RunFolder {
                 let kind = st.st_mode & S_IFMT
                 if kind == S_IFLNK {
                     var target = stat()
-                    if stat(path, &target) != 0 { return "\(path) is a broken symbolic link" }
+                    if stat(path, &target) != 0 {
+                        return errno == ELOOP ? "\(path) is a loop of symbolic links" : "\(path) is a broken symbolic link"
+                    }
                     if target.st_mode & S_IFMT != S_IFDIR { return "\(path) is a link to a file, not a folder" }
                     return nil
                 }

@@ -111,7 +111,12 @@ final class RunFolderTests: XCTestCase {
         try Data("x".utf8).write(to: file)
         let dangling = dir.appendingPathComponent("dangling")
         try FileManager.default.createSymbolicLink(atPath: dangling.path, withDestinationPath: dir.appendingPathComponent("none").path)
+        // Two links pointing at each other: a loop, not "broken".
+        let loopA = dir.appendingPathComponent("loopA"), loopB = dir.appendingPathComponent("loopB")
+        try FileManager.default.createSymbolicLink(atPath: loopA.path, withDestinationPath: loopB.path)
+        try FileManager.default.createSymbolicLink(atPath: loopB.path, withDestinationPath: loopA.path)
         for (target, reason) in [(file.appendingPathComponent("sub"), "\(file.path) is a file, not a folder"),
+                                 (loopA.appendingPathComponent("sub"), "\(loopA.path) is a loop of symbolic links"),
                                  (dangling, "\(dangling.path) is a broken symbolic link"),
                                  (dangling.appendingPathComponent("sub/deeper"), "\(dangling.path) is a broken symbolic link")] {
             XCTAssertThrowsError(try RunFolder(explicit: target, generator: "vae")) { error in
