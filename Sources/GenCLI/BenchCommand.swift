@@ -4,22 +4,22 @@ import GenStudio
 import GenTensor
 
 /// `gen bench WORKLOAD`: gen's side of the reference benchmarks in ../shared/bench.
-public struct BenchCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time gen on the reference workloads (compare with ../shared/bench/run.sh in the same session).",
         discussion: "Workloads: text (charlstm_train and charlstm_gen), vae (vae_train), dcgan, style (style_cached: VGG19 and SqueezeNet, 400x533). Prints one 'RESULT {json}' line per measurement."
     )
 
-    @Argument(help: "Workload: text, vae, dcgan, style, deepdream.") public var workload: String
-    @Option(help: "Threads for gen's kernels and OpenBLAS.") public var threads: Int = 2
-    @Option(help: "Seconds of timed work per measurement.") public var budget: Double = 20
+    @Argument(help: "Workload: text, vae, dcgan, style, deepdream.") var workload: String
+    @Option(help: "Threads for gen's kernels and OpenBLAS.") var threads: Int = 2
+    @Option(help: "Seconds of timed work per measurement.") var budget: Double = 20
     @Flag(help: "Compute every convolution with im2col + GEMM (no Winograd F(4x4,3x3) / F(4x4,5x5)), to measure Winograd's gain.")
-    public var noWinograd = false
+    var noWinograd = false
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         guard ["text", "vae", "dcgan", "style", "deepdream"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text, vae, dcgan, style, deepdream)") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if !(budget > 0 && budget <= 3600) {
@@ -27,7 +27,7 @@ public struct BenchCommand: ParsableCommand {
         }
     }
 
-    public func run() throws {
+    func run() throws {
         Threads.configure(threads)
         Winograd.enabled = !noWinograd
         switch workload {

@@ -17,8 +17,8 @@ import GenTensor
 ///
 /// Exit codes: 0 success; 2 bad arguments or input (unreadable or corrupt image, missing or
 /// mismatched weights, bad class-names file), with `gen: error: ...` on stderr.
-public struct ClassifyCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct ClassifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "classify",
         abstract: "Classify images with a pretrained ImageNet network (SqueezeNet, VGG, Inception v3).",
         discussion: """
@@ -30,40 +30,40 @@ public struct ClassifyCommand: ParsableCommand {
     )
 
     @Argument(help: "Image files (PNG or JPEG).")
-    public var images: [String]
+    var images: [String]
 
     @Option(help: "Network: squeezenet1_0, squeezenet1_1, vgg16, vgg19, inception_v3 (or squeezenet, vgg, inception).")
-    public var network: String = "squeezenet1_0"
+    var network: String = "squeezenet1_0"
 
     @Option(help: "Weights file (.pth or .safetensors; default: the cached file for --network).")
-    public var weights: String?
+    var weights: String?
 
     @Option(help: "Class names, one per line in index order (default: imagenet_classes.txt next to the weights).")
-    public var classes: String?
+    var classes: String?
 
     @Option(help: "How many classes to print per image.")
-    public var top: Int = 5
+    var top: Int = 5
 
     @Option(help: "Resize images to SIZE×SIZE (default: 227 for SqueezeNet, 224 for VGG, 299 for Inception v3).")
-    public var size: Int?
+    var size: Int?
 
     @Option(help: "Threads for gen's kernels and OpenBLAS (default: all cores).")
-    public var threads: Int?
+    var threads: Int?
 
     @Option(help: "Largest accepted width×height of an image's header (a guard against decompression bombs; raise it for trusted large images).")
-    public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+    var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
     /// For timing: use deterministic random weights with this seed instead of a weights file.
     @Option(name: .customLong("random-weights"), help: .hidden)
-    public var randomWeights: UInt64?
+    var randomWeights: UInt64?
 
     /// Print the time of each forward pass to stderr.
     @Flag(help: .hidden)
-    public var timing = false
+    var timing = false
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         if images.isEmpty { throw ValidationError("give at least one image file") }
         if !(1...1000).contains(top) { throw ValidationError("--top must be between 1 and 1000 (got \(top))") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
@@ -114,7 +114,7 @@ public struct ClassifyCommand: ParsableCommand {
     }
 
     /// The top `k` classes of one row of logits: (index, probability, logit), best first.
-    public static func topClasses(_ logits: [Float], k: Int) -> [(index: Int, probability: Double, logit: Float)] {
+    static func topClasses(_ logits: [Float], k: Int) -> [(index: Int, probability: Double, logit: Float)] {
         let m = Double(logits.max() ?? 0)
         let exps = logits.map { Foundation.exp(Double($0) - m) }
         let total = exps.reduce(0, +)
@@ -122,7 +122,7 @@ public struct ClassifyCommand: ParsableCommand {
         return order.prefix(k).map { ($0, exps[$0] / total, logits[$0]) }
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             do {
                 try classify()

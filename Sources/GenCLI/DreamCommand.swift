@@ -6,8 +6,8 @@ import GenData
 import GenTensor
 
 /// `gen dream IMAGE`: DeepDream over octaves on a pretrained network.
-public struct DreamCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct DreamCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "dream",
         abstract: "DeepDream: gradient ascent on a pretrained network's activations, over octaves.",
         discussion: """
@@ -20,35 +20,35 @@ public struct DreamCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "Input image (PNG or JPEG).") public var image: String?
+    @Argument(help: "Input image (PNG or JPEG).") var image: String?
     @Option(name: .shortAndLong, help: "Output image (.png or .jpg; a missing folder is made; default: outputs/dream/<timestamp>/dream.png).")
-    public var output: String?
+    var output: String?
     @Option(help: "Network: inception_v3 (default when its weights are present), squeezenet1_0, squeezenet1_1, vgg16, vgg19.")
-    public var network: String?
+    var network: String?
     @Option(help: "Weights file (.pth or .safetensors with torchvision's names; default: the weights cache).")
-    public var weights: String?
+    var weights: String?
     @Option(help: "Layers and weights, NAME:WEIGHT,... (default: the book's for InceptionV3; fire5:1,fire7:1.5 for SqueezeNet).")
-    public var layers: String?
-    @Flag(help: "Print the network's layer names and exit.") public var listLayers = false
-    @Option(help: "Gradient-ascent steps per octave.") public var iterations: Int = 20
-    @Option(help: "Step size (pixels in [0, 1] move by this on average per step).") public var step: Float = 0.01
-    @Option(help: "Number of octaves (scales).") public var octaves: Int = 3
-    @Option(help: "Ratio between successive octaves.") public var octaveScale: Float = 1.4
-    @Option(help: "Stop an octave once the objective exceeds this.") public var maxLoss: Float?
-    @Option(help: "Largest random shift in pixels before each step (0 = off).") public var jitter: Int = 32
-    @Option(help: "Tile side for gradient computation (bounds memory on large images).") public var tileSize: Int = 512
-    @Option(help: "Guide image: maximise the match with its features instead of their magnitude.") public var guide: String?
-    @Option(help: "Write the current image every N steps (next to the output).") public var saveEvery: Int?
+    var layers: String?
+    @Flag(help: "Print the network's layer names and exit.") var listLayers = false
+    @Option(help: "Gradient-ascent steps per octave.") var iterations: Int = 20
+    @Option(help: "Step size (pixels in [0, 1] move by this on average per step).") var step: Float = 0.01
+    @Option(help: "Number of octaves (scales).") var octaves: Int = 3
+    @Option(help: "Ratio between successive octaves.") var octaveScale: Float = 1.4
+    @Option(help: "Stop an octave once the objective exceeds this.") var maxLoss: Float?
+    @Option(help: "Largest random shift in pixels before each step (0 = off).") var jitter: Int = 32
+    @Option(help: "Tile side for gradient computation (bounds memory on large images).") var tileSize: Int = 512
+    @Option(help: "Guide image: maximise the match with its features instead of their magnitude.") var guide: String?
+    @Option(help: "Write the current image every N steps (next to the output).") var saveEvery: Int?
     @Option(help: "Dream at most at this size (longer side); the result is scaled back to the input's size.")
-    public var maxSize: Int?
-    @Option(help: "Largest accepted width×height of an input image header.") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
-    @Option(help: "Random seed (jitter and tile offsets).") public var seed: UInt64 = 1
-    @Option(help: "Threads for gen's kernels and OpenBLAS (default: all cores).") public var threads: Int?
-    @Flag(name: .shortAndLong, help: "Print only results and errors.") public var quiet = false
+    var maxSize: Int?
+    @Option(help: "Largest accepted width×height of an input image header.") var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+    @Option(help: "Random seed (jitter and tile offsets).") var seed: UInt64 = 1
+    @Option(help: "Threads for gen's kernels and OpenBLAS (default: all cores).") var threads: Int?
+    @Flag(name: .shortAndLong, help: "Print only results and errors.") var quiet = false
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         if image == nil && !listLayers { throw ValidationError("give an IMAGE to dream on (or --list-layers)") }
         if iterations < 1 { throw ValidationError("--iterations must be at least 1 (got \(iterations))") }
         if !(step > 0) { throw ValidationError("--step must be positive (got \(step))") }
@@ -97,7 +97,7 @@ public struct DreamCommand: ParsableCommand {
         return ("inception_v3", try WeightsRegistry.resolveWeights(network: "inception_v3", explicit: nil))
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             Threads.configure(threads)
             let (networkName, weightsURL) = try chooseNetwork()

@@ -6,18 +6,18 @@ import GenData
 import GenTensor
 
 /// `gen gan`: a deep convolutional GAN (Radford et al., 2016; Chollet §8.5).
-public struct GANCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct GANCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "gan",
         abstract: "Deep convolutional GAN: train on a folder of images or an IDX file, sample and interpolate.",
         subcommands: [GANTrain.self, GANSample.self]
     )
-    public init() {}
+    init() {}
 }
 
 /// `gen gan train --data FOLDER_OR_IDX`.
-public struct GANTrain: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct GANTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the book's DCGAN (32x32 RGB, latent 32, batch 20, RMSprop 8e-4 / 4e-4 clipped at 1, label noise 0.05).",
         discussion: """
@@ -30,35 +30,35 @@ public struct GANTrain: ParsableCommand {
     )
 
     @Option(help: "Training images: a folder of PNG/JPEG files (searched recursively), an IDX file (plain or gzip), or 'mnist' / 'fashion-mnist'.")
-    public var data: String
+    var data: String
     @Option(help: "Image side length S (even, 8...256); the generator adds up-sampling stages for larger images.")
-    public var imageSize: Int = 32
-    @Option(help: "Channels: 1 (gray) or 3 (RGB).") public var channels: Int = 3
-    @Option(help: "Dimension of the latent space.") public var latentDim: Int = 32
-    @Option(help: "Filters of the generator's convolutions (book: 256).") public var generatorFilters: Int = 256
-    @Option(help: "Filters of the discriminator's convolutions (book: 128).") public var discriminatorFilters: Int = 128
-    @Option(help: "Optimizer: rmsprop (the book) or adam (beta1 0.5, the DCGAN paper).") public var optimizer: String = "rmsprop"
+    var imageSize: Int = 32
+    @Option(help: "Channels: 1 (gray) or 3 (RGB).") var channels: Int = 3
+    @Option(help: "Dimension of the latent space.") var latentDim: Int = 32
+    @Option(help: "Filters of the generator's convolutions (book: 256).") var generatorFilters: Int = 256
+    @Option(help: "Filters of the discriminator's convolutions (book: 128).") var discriminatorFilters: Int = 128
+    @Option(help: "Optimizer: rmsprop (the book) or adam (beta1 0.5, the DCGAN paper).") var optimizer: String = "rmsprop"
     @Option(help: "Discriminator learning rate (default 8e-4 for rmsprop, 2e-4 for adam; --learning-rate sets both).")
-    public var dLearningRate: Float?
+    var dLearningRate: Float?
     @Option(help: "Generator (adversarial step) learning rate (default 4e-4 for rmsprop, 2e-4 for adam).")
-    public var gLearningRate: Float?
-    @Option(help: "Adam's beta1.") public var beta1: Float = 0.5
-    @Option(help: "Clip each gradient element to ±this (the book's clipvalue 1.0; 0 = off).") public var clipValue: Float = 1
+    var gLearningRate: Float?
+    @Option(help: "Adam's beta1.") var beta1: Float = 0.5
+    @Option(help: "Clip each gradient element to ±this (the book's clipvalue 1.0; 0 = off).") var clipValue: Float = 1
     @Option(help: "Label noise: each discriminator target moves by noise·U(0,1) towards 0.5 (the book's 0.05; 0 = off).")
-    public var labelNoise: Float = 0.05
+    var labelNoise: Float = 0.05
     @Option(help: "One-sided label smoothing: real images' target becomes this instead of a hard label, in [0, 0.5).")
-    public var labelSmoothing: Float = 0
-    @Option(help: "Write a grid from the fixed noise every N steps.") public var sampleEvery: Int = 100
-    @Option(help: "Average losses over N steps per metrics.csv row.") public var logEvery: Int = 10
-    @Flag(help: "Skip image files that cannot be decoded (with a warning) instead of stopping.") public var skipInvalid = false
-    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+    var labelSmoothing: Float = 0
+    @Option(help: "Write a grid from the fixed noise every N steps.") var sampleEvery: Int = 100
+    @Option(help: "Average losses over N steps per metrics.csv row.") var logEvery: Int = 10
+    @Flag(help: "Skip image files that cannot be decoded (with a warning) instead of stopping.") var skipInvalid = false
+    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).") var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
-    @OptionGroup public var training: TrainingOptions
-    @OptionGroup public var common: CommonOptions
+    @OptionGroup var training: TrainingOptions
+    @OptionGroup var common: CommonOptions
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
         if !["rmsprop", "adam"].contains(optimizer.lowercased()) {
             throw ValidationError("--optimizer must be rmsprop or adam (got '\(optimizer)')")
@@ -71,7 +71,7 @@ public struct GANTrain: ParsableCommand {
     }
 
     /// The trainer configuration these options describe.
-    public func makeConfig() -> GANTrainingConfig {
+    func makeConfig() -> GANTrainingConfig {
         var c = GANTrainingConfig()
         c.model.imageSize = imageSize
         c.model.channels = channels
@@ -95,7 +95,7 @@ public struct GANTrain: ParsableCommand {
         return c
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             common.applyThreads()
             Interrupt.install()
@@ -117,8 +117,8 @@ public struct GANTrain: ParsableCommand {
 }
 
 /// `gen gan sample --checkpoint FILE`.
-public struct GANSample: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct GANSample: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "sample",
         abstract: "Generate images from a trained GAN checkpoint; interpolate between latent points.",
         discussion: """
@@ -129,27 +129,27 @@ public struct GANSample: ParsableCommand {
         """
     )
 
-    @Option(help: "Checkpoint written by 'gen gan train'.") public var checkpoint: String
-    @Option(help: "Images to generate.") public var count: Int = 64
-    @Flag(help: "Write the images as one grid.png instead of separate files.") public var grid = false
+    @Option(help: "Checkpoint written by 'gen gan train'.") var checkpoint: String
+    @Option(help: "Images to generate.") var count: Int = 64
+    @Flag(help: "Write the images as one grid.png instead of separate files.") var grid = false
     @Option(help: "Also interpolate: N images per segment (including both ends) along a spherical path between latent points.")
-    public var interpolate: Int?
-    @Option(help: "Latent points the interpolation passes through (≥ 2).") public var waypoints: Int = 2
-    @Flag(help: "Write the interpolation as frame-NNN.png files as well as the strip.") public var frames = false
+    var interpolate: Int?
+    @Option(help: "Latent points the interpolation passes through (≥ 2).") var waypoints: Int = 2
+    @Flag(help: "Write the interpolation as frame-NNN.png files as well as the strip.") var frames = false
     @Option(help: "Truncation trick: redraw latent components beyond ±T (T > 0; smaller is more typical, less varied).")
-    public var truncation: Float?
-    @OptionGroup public var common: CommonOptions
+    var truncation: Float?
+    @OptionGroup var common: CommonOptions
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         if !(1...4096).contains(count) { throw ValidationError("--count must be in 1...4096 (got \(count))") }
         if let n = interpolate, !(2...1024).contains(n) { throw ValidationError("--interpolate must be in 2...1024 (got \(n))") }
         if !(2...64).contains(waypoints) { throw ValidationError("--waypoints must be in 2...64 (got \(waypoints))") }
         if let t = truncation, !(t > 0 && t.isFinite) { throw ValidationError("--truncation must be positive (got \(t))") }
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             common.applyThreads()
             let sampler = try GANSampler.load(checkpoint: URL(fileURLWithPath: checkpoint))

@@ -4,11 +4,14 @@ import GenStudio
 
 /// The root command: `gen <generator> [action] [arguments] [options]`.
 public struct GenCommand: ParsableCommand {
+    /// The command's name, summary and its subcommands (one per generator, plus image, bench,
+    /// weights and classify tools).
     public static let configuration = CommandConfiguration(
         commandName: "gen",
         abstract: "A studio for generative deep learning: text, style, dream, VAE and GAN.",
         subcommands: [TextCommand.self, StyleCommand.self, VAECommand.self, ImageCommand.self, GANCommand.self, DreamCommand.self, BenchCommand.self, WeightsCommand.self, ClassifyCommand.self]
     )
+    /// A root command with no options (ArgumentParser fills in the chosen subcommand).
     public init() {}
 
     /// gen's exit code for an error: ArgumentParser's usage and validation errors (its

@@ -7,9 +7,9 @@ import GenData
 ///
 /// Exit codes: 0 success, 2 bad input (unreadable, unsupported, corrupt or too large file, bad
 /// option), with `gen: error: <path>: <reason>` on stderr and no output file created.
-public struct ImageCommand: ParsableCommand {
+struct ImageCommand: ParsableCommand {
     /// `image` with subcommands `info`, `convert` and the hidden `bench`.
-    public static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(
         commandName: "image",
         abstract: "Inspect and convert images (PNG, JPEG) with gen's decoder.",
         discussion: """
@@ -22,7 +22,7 @@ public struct ImageCommand: ParsableCommand {
     )
 
     /// Creates the command (ArgumentParser fills it in).
-    public init() {}
+    init() {}
 
     /// Prints `gen: error: <message>` to stderr.
     static func fail(_ message: String) {
@@ -30,9 +30,9 @@ public struct ImageCommand: ParsableCommand {
     }
 
     /// `gen image info FILE...`
-    public struct Info: ParsableCommand {
+    struct Info: ParsableCommand {
         /// Help text.
-        public static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(
             abstract: "Print format, size, channels, bit depth, orientation and any problem of each file.",
             discussion: "Each file is fully decoded to find truncated or corrupt data. Exit code 2 if any file has a problem.")
 
@@ -43,10 +43,10 @@ public struct ImageCommand: ParsableCommand {
         var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
         /// Creates the command (ArgumentParser fills it in).
-        public init() {}
+        init() {}
 
         /// Prints one line per file; exits with code 2 when any file has a problem.
-        public func run() throws {
+        func run() throws {
             var bad = 0
             for path in files {
                 var line = path + ": "
@@ -93,9 +93,9 @@ public struct ImageCommand: ParsableCommand {
     }
 
     /// `gen image convert INPUT OUTPUT [--size N] [--gray]`
-    public struct Convert: ParsableCommand {
+    struct Convert: ParsableCommand {
         /// Help text.
-        public static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(
             abstract: "Decode an image, optionally resize it, and encode it by the output's extension (.png, .jpg).",
             discussion: """
                 --size N scales so the longer side is N (aspect kept); --size WxH resizes to exactly \
@@ -125,7 +125,7 @@ public struct ImageCommand: ParsableCommand {
         var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
         /// Creates the command (ArgumentParser fills it in).
-        public init() {}
+        init() {}
 
         /// Parses "N" or "WxH".
         static func parseSize(_ s: String) -> (Int?, Int?, Int?)? {
@@ -136,7 +136,7 @@ public struct ImageCommand: ParsableCommand {
         }
 
         /// Converts; on bad input prints `gen: error: ...` and exits with code 2, creating nothing.
-        public func run() throws {
+        func run() throws {
             do {
                 let format = try ImageFileFormat(path: output)
                 guard bitDepth == 8 || bitDepth == 16 else { throw ImageError.invalidArgument("--bit-depth must be 8 or 16, got \(bitDepth)") }
@@ -174,9 +174,9 @@ public struct ImageCommand: ParsableCommand {
     }
 
     /// Hidden: `gen image bench PATH...` times decode + float conversion (one thread by default).
-    public struct Bench: ParsableCommand {
+    struct Bench: ParsableCommand {
         /// Help text (hidden from `gen image --help`).
-        public static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(
             abstract: "Time decode + conversion to float RGB of files or folders.",
             shouldDisplay: false)
 
@@ -193,10 +193,10 @@ public struct ImageCommand: ParsableCommand {
         var threads: Int = 1
 
         /// Creates the command (ArgumentParser fills it in).
-        public init() {}
+        init() {}
 
         /// Decodes every file `repeats` times and prints the fastest pass.
-        public func run() throws {
+        func run() throws {
             var files: [String] = []
             for p in paths {
                 var isDir: ObjCBool = false

@@ -7,8 +7,8 @@ import GenTensor
 
 /// `gen style CONTENT STYLE... [options]`: neural style transfer (Gatys, Ecker & Bethge 2016, as in
 /// F. Chollet, *Deep Learning with Python* §8.3).
-public struct StyleCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct StyleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "style",
         abstract: "Neural style transfer: repaint a content image in the style of one or more style images.",
         discussion: """
@@ -24,38 +24,38 @@ public struct StyleCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "Content image (PNG or JPEG).") public var content: String
-    @Argument(help: "One or more style images (PNG or JPEG).") public var styles: [String] = []
+    @Argument(help: "Content image (PNG or JPEG).") var content: String
+    @Argument(help: "One or more style images (PNG or JPEG).") var styles: [String] = []
 
-    @Option(help: "Network: squeezenet1_0 (default) or vgg19.") public var network: String = "squeezenet1_0"
-    @Option(help: "Weights file (torchvision .pth or .safetensors); default: the cache folder (see 'gen weights').") public var weights: String?
-    @Flag(help: "Use random weights (timing and tests only: the result is not a stylisation).") public var randomWeights = false
+    @Option(help: "Network: squeezenet1_0 (default) or vgg19.") var network: String = "squeezenet1_0"
+    @Option(help: "Weights file (torchvision .pth or .safetensors); default: the cache folder (see 'gen weights').") var weights: String?
+    @Flag(help: "Use random weights (timing and tests only: the result is not a stylisation).") var randomWeights = false
     @Option(help: "Content layers, comma-separated (default per network: fire7 for SqueezeNet, block5_conv2 for VGG19).")
-    public var contentLayers: String?
+    var contentLayers: String?
     @Option(help: "Style layers, comma-separated (default per network: conv1,fire2,fire3,fire5,fire7; VGG19 block1_conv1..block5_conv1).")
-    public var styleLayers: String?
-    @Option(help: "Content loss weight α ≥ 0 (default per network).") public var contentWeight: Double?
-    @Option(help: "Style loss weight β ≥ 0, split over the style layers (default per network).") public var styleWeight: Double?
-    @Option(help: "Total-variation weight ≥ 0 (default per network).") public var tvWeight: Double?
-    @Option(help: "Optimizer: lbfgs (default) or adam.") public var optimizer: String = "lbfgs"
-    @Option(help: "L-BFGS step multiplier (default 1) or Adam learning rate (default 0.02).") public var learningRate: Double?
-    @Option(help: "Optimizer iterations (per scale with --multiscale).") public var iterations: Int = 300
-    @Option(help: "Most loss evaluations per scale for L-BFGS (default 1.25 × iterations).") public var maxEvaluations: Int?
-    @Option(help: "L-BFGS history size (PyTorch 100, SciPy 10).") public var history: Int = 100
-    @Option(name: .customLong("init"), help: "Starting image: content, random, or an image file.") public var initImage: String = "content"
-    @Option(help: "Longest side of the output in pixels (default: the content image's, capped at --max-size).") public var size: Int?
-    @Option(help: "Height of the output in pixels, as the book (400); exclusive with --size.") public var height: Int?
-    @Option(help: "Cap on the output's longest side; larger images and requests are scaled down.") public var maxSize: Int = 512
-    @Option(help: "Relative weights of the style images, comma-separated (default: equal).") public var styleBlendWeights: String?
-    @Option(help: "Style images are scaled to this fraction of the output's longest side.") public var styleScale: Double = 1
-    @Flag(help: "Keep the content's colours (transfer in luminance only, YIQ).") public var preserveColors = false
-    @Flag(help: "Coarse to fine: optimise at 1/4 and 1/2 of the size first.") public var multiscale = false
-    @Option(help: "Also write the image every N iterations.") public var saveEvery: Int?
-    @Option(help: "Largest accepted width×height of an input image's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+    var styleLayers: String?
+    @Option(help: "Content loss weight α ≥ 0 (default per network).") var contentWeight: Double?
+    @Option(help: "Style loss weight β ≥ 0, split over the style layers (default per network).") var styleWeight: Double?
+    @Option(help: "Total-variation weight ≥ 0 (default per network).") var tvWeight: Double?
+    @Option(help: "Optimizer: lbfgs (default) or adam.") var optimizer: String = "lbfgs"
+    @Option(help: "L-BFGS step multiplier (default 1) or Adam learning rate (default 0.02).") var learningRate: Double?
+    @Option(help: "Optimizer iterations (per scale with --multiscale).") var iterations: Int = 300
+    @Option(help: "Most loss evaluations per scale for L-BFGS (default 1.25 × iterations).") var maxEvaluations: Int?
+    @Option(help: "L-BFGS history size (PyTorch 100, SciPy 10).") var history: Int = 100
+    @Option(name: .customLong("init"), help: "Starting image: content, random, or an image file.") var initImage: String = "content"
+    @Option(help: "Longest side of the output in pixels (default: the content image's, capped at --max-size).") var size: Int?
+    @Option(help: "Height of the output in pixels, as the book (400); exclusive with --size.") var height: Int?
+    @Option(help: "Cap on the output's longest side; larger images and requests are scaled down.") var maxSize: Int = 512
+    @Option(help: "Relative weights of the style images, comma-separated (default: equal).") var styleBlendWeights: String?
+    @Option(help: "Style images are scaled to this fraction of the output's longest side.") var styleScale: Double = 1
+    @Flag(help: "Keep the content's colours (transfer in luminance only, YIQ).") var preserveColors = false
+    @Flag(help: "Coarse to fine: optimise at 1/4 and 1/2 of the size first.") var multiscale = false
+    @Option(help: "Also write the image every N iterations.") var saveEvery: Int?
+    @Option(help: "Largest accepted width×height of an input image's header (a guard against decompression bombs; raise it for trusted large images).") var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
-    @OptionGroup public var common: CommonOptions
+    @OptionGroup var common: CommonOptions
 
-    public init() {}
+    init() {}
 
     static func list(_ s: String?) -> [String]? {
         s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -69,7 +69,7 @@ public struct StyleCommand: ParsableCommand {
         }
     }
 
-    public func validate() throws {
+    func validate() throws {
         if styles.isEmpty { throw ValidationError("give at least one style image after the content image") }
         if let b = try blendWeights(), b.count != styles.count {
             throw ValidationError("--style-blend-weights has \(b.count) values for \(styles.count) style images")
@@ -78,7 +78,7 @@ public struct StyleCommand: ParsableCommand {
     }
 
     /// The settings these options describe.
-    public func makeConfig() throws -> StyleConfig {
+    func makeConfig() throws -> StyleConfig {
         var c = StyleConfig()
         c.network = network.lowercased()
         c.weightsPath = weights
@@ -107,7 +107,7 @@ public struct StyleCommand: ParsableCommand {
         return c
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             common.applyThreads()
             Interrupt.install()

@@ -6,18 +6,18 @@ import GenData
 import GenTensor
 
 /// `gen text`: a character-level LSTM language model.
-public struct TextCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct TextCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "text",
         abstract: "Character-level LSTM language model: train on a text file, sample with temperature.",
         subcommands: [TextTrain.self, TextSample.self]
     )
-    public init() {}
+    init() {}
 }
 
 /// `gen text train --corpus FILE`.
-public struct TextTrain: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct TextTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train on a UTF-8 text file (the book's model by default: windows of 60, LSTM 128, RMSprop 0.01, batch 128).",
         discussion: """
@@ -30,32 +30,32 @@ public struct TextTrain: ParsableCommand {
     )
 
     @Option(help: "UTF-8 text file to learn (line endings are normalised to \\n).")
-    public var corpus: String
+    var corpus: String
 
-    @Option(help: "Stacked LSTM layers.") public var layers: Int = 1
-    @Option(help: "Units (hidden size) per LSTM layer.") public var units: Int = 128
-    @Option(help: "Dropout between LSTM layers, in [0, 1).") public var dropout: Float = 0
-    @Option(help: "Training window length in characters.") public var seqLength: Int = 60
+    @Option(help: "Stacked LSTM layers.") var layers: Int = 1
+    @Option(help: "Units (hidden size) per LSTM layer.") var units: Int = 128
+    @Option(help: "Dropout between LSTM layers, in [0, 1).") var dropout: Float = 0
+    @Option(help: "Training window length in characters.") var seqLength: Int = 60
     @Option(help: "Characters between the starts of consecutive training windows (default 3 for --targets last, seq-length for all).")
-    public var windowStep: Int?
+    var windowStep: Int?
     @Option(help: "Loss positions: 'last' (the character after each window, as the book) or 'all' (every position, as char-rnn).")
-    public var targets: String = "last"
-    @Option(help: "Optimizer: rmsprop, adam or sgd (momentum 0.9).") public var optimizer: String = "rmsprop"
+    var targets: String = "last"
+    @Option(help: "Optimizer: rmsprop, adam or sgd (momentum 0.9).") var optimizer: String = "rmsprop"
     @Option(name: .customLong("lr-decay"), help: "Multiply the learning rate by this after every epoch, in (0, 1] (char-rnn's learning_rate_decay; 1 = constant).")
-    public var lrDecay: Float = 1
-    @Option(help: "Clip gradients to this global L2 norm.") public var clipNorm: Float?
-    @Option(help: "Clip each gradient element to ±this value.") public var clipValue: Float?
+    var lrDecay: Float = 1
+    @Option(help: "Clip gradients to this global L2 norm.") var clipNorm: Float?
+    @Option(help: "Clip each gradient element to ±this value.") var clipValue: Float?
     @Option(help: "Fraction of the corpus held out from its end for validation, in [0, 0.5].")
-    public var validationSplit: Double = 0.1
-    @Option(help: "Also evaluate on the validation text every N steps.") public var evaluateEvery: Int?
-    @Option(help: "Characters per sample written after each epoch.") public var sampleLength: Int = 400
+    var validationSplit: Double = 0.1
+    @Option(help: "Also evaluate on the validation text every N steps.") var evaluateEvery: Int?
+    @Option(help: "Characters per sample written after each epoch.") var sampleLength: Int = 400
 
-    @OptionGroup public var training: TrainingOptions
-    @OptionGroup public var common: CommonOptions
+    @OptionGroup var training: TrainingOptions
+    @OptionGroup var common: CommonOptions
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         guard TextTargets(rawValue: targets) != nil else { throw ValidationError("--targets must be 'last' or 'all' (got '\(targets)')") }
         if layers < 1 { throw ValidationError("--layers must be at least 1 (got \(layers))") }
         if units < 1 { throw ValidationError("--units must be at least 1 (got \(units))") }
@@ -74,7 +74,7 @@ public struct TextTrain: ParsableCommand {
     }
 
     /// The trainer configuration these options describe.
-    public func makeConfig() -> TextTrainingConfig {
+    func makeConfig() -> TextTrainingConfig {
         var c = TextTrainingConfig()
         c.layers = layers
         c.units = units
@@ -95,7 +95,7 @@ public struct TextTrain: ParsableCommand {
         return c
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             common.applyThreads()
             Interrupt.install()
@@ -122,8 +122,8 @@ public struct TextTrain: ParsableCommand {
 }
 
 /// `gen text sample --checkpoint FILE`.
-public struct TextSample: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct TextSample: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "sample",
         abstract: "Generate text from a trained checkpoint (stateful: O(1) work per character).",
         discussion: """
@@ -134,20 +134,20 @@ public struct TextSample: ParsableCommand {
         """
     )
 
-    @Option(help: "Checkpoint written by 'gen text train'.") public var checkpoint: String
-    @Option(help: "Characters to generate after the prime.") public var length: Int = 500
+    @Option(help: "Checkpoint written by 'gen text train'.") var checkpoint: String
+    @Option(help: "Characters to generate after the prime.") var length: Int = 500
     @Option(parsing: .unconditionalSingleValue, help: "Softmax temperature ≥ 0 (repeat or comma-separate for several; 0 = greedy).")
-    public var temperature: [String] = ["0.5"]
-    @Option(help: "Sample only among the k most likely characters (0 = off).") public var topK: Int = 0
-    @Option(help: "Nucleus sampling: smallest set of characters with total probability ≥ p, in (0, 1].") public var topP: Float = 1
-    @Option(help: "Text to start from (default: a newline, or a symbol of the vocabulary when it has none).") public var prime: String?
-    @Option(help: "Read the prime text from a UTF-8 file.") public var primeFile: String?
-    @Flag(help: "Drop prime characters missing from the vocabulary instead of failing.") public var skipUnknown = false
-    @Option(help: "Samples per temperature.") public var count: Int = 1
-    @Option(help: "Random seed.") public var seed: UInt64 = 1
-    @Flag(help: "Print only the generated text (no headers, no prime).") public var raw = false
+    var temperature: [String] = ["0.5"]
+    @Option(help: "Sample only among the k most likely characters (0 = off).") var topK: Int = 0
+    @Option(help: "Nucleus sampling: smallest set of characters with total probability ≥ p, in (0, 1].") var topP: Float = 1
+    @Option(help: "Text to start from (default: a newline, or a symbol of the vocabulary when it has none).") var prime: String?
+    @Option(help: "Read the prime text from a UTF-8 file.") var primeFile: String?
+    @Flag(help: "Drop prime characters missing from the vocabulary instead of failing.") var skipUnknown = false
+    @Option(help: "Samples per temperature.") var count: Int = 1
+    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Flag(help: "Print only the generated text (no headers, no prime).") var raw = false
 
-    public init() {}
+    init() {}
 
     /// Parsed temperatures.
     func temperatures() throws -> [Float] {
@@ -163,7 +163,7 @@ public struct TextSample: ParsableCommand {
         return out
     }
 
-    public func validate() throws {
+    func validate() throws {
         _ = try temperatures()
         if length < 0 { throw ValidationError("--length must be non-negative (got \(length))") }
         if topK < 0 { throw ValidationError("--top-k must be ≥ 0 (got \(topK))") }
@@ -172,7 +172,7 @@ public struct TextSample: ParsableCommand {
         if prime != nil && primeFile != nil { throw ValidationError("give --prime or --prime-file, not both") }
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             let (model, vocabulary) = try loadTextModel(from: URL(fileURLWithPath: checkpoint))
             // Without a prime, start from a newline, or (for a corpus without one, e.g. case26's

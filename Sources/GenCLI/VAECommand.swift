@@ -7,18 +7,18 @@ import GenTensor
 
 /// `gen vae`: the convolutional variational autoencoder (Kingma & Welling 2014; F. Chollet,
 /// *Deep Learning with Python*, 2nd ed. §12.4).
-public struct VAECommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct VAECommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "vae",
         abstract: "Convolutional variational autoencoder: train on images, sample, interpolate, draw the latent manifold.",
         subcommands: [VAETrain.self, VAESample.self]
     )
-    public init() {}
+    init() {}
 }
 
 /// `gen vae train [--data SOURCE]`.
-public struct VAETrain: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct VAETrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the book's convolutional VAE (default: Fashion-MNIST, latent dimension 2, Adam 1e-3, batch 128, 30 epochs).",
         discussion: """
@@ -32,21 +32,21 @@ public struct VAETrain: ParsableCommand {
     )
 
     @Option(help: "Images: a dataset name (fashion-mnist, mnist), an IDX images file or folder (plain or gzip), or an image folder (any format, mode and size). Default: Fashion-MNIST from /usr/share/datasets/fashion-mnist.")
-    public var data: String?
-    @Option(help: "Dimension of the latent space (book: 2).") public var latentDim: Int = 2
-    @Option(help: "Weight of the KL term (1 = the ELBO; other values give a beta-VAE).") public var beta: Float = 1
-    @Option(help: "Side length images are converted to (a multiple of 4).") public var imageSize: Int = 28
-    @Option(help: "Channels images are converted to: 1 (gray) or 3 (RGB).") public var channels: Int = 1
-    @Option(help: "Side of the latent manifold grid written after each epoch (2-D latent space only).") public var manifoldSize: Int = 15
-    @Flag(help: "Skip undecodable files of an image folder (with a warning) instead of failing.") public var skipInvalid = false
-    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+    var data: String?
+    @Option(help: "Dimension of the latent space (book: 2).") var latentDim: Int = 2
+    @Option(help: "Weight of the KL term (1 = the ELBO; other values give a beta-VAE).") var beta: Float = 1
+    @Option(help: "Side length images are converted to (a multiple of 4).") var imageSize: Int = 28
+    @Option(help: "Channels images are converted to: 1 (gray) or 3 (RGB).") var channels: Int = 1
+    @Option(help: "Side of the latent manifold grid written after each epoch (2-D latent space only).") var manifoldSize: Int = 15
+    @Flag(help: "Skip undecodable files of an image folder (with a warning) instead of failing.") var skipInvalid = false
+    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).") var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
 
-    @OptionGroup public var training: TrainingOptions
-    @OptionGroup public var common: CommonOptions
+    @OptionGroup var training: TrainingOptions
+    @OptionGroup var common: CommonOptions
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         if latentDim < 1 { throw ValidationError("--latent-dim must be at least 1 (got \(latentDim))") }
         if !(beta >= 0 && beta.isFinite) { throw ValidationError("--beta must be a finite number ≥ 0 (got \(beta))") }
         if imageSize < 4 || imageSize % 4 != 0 || imageSize > 1024 {
@@ -58,7 +58,7 @@ public struct VAETrain: ParsableCommand {
     }
 
     /// The trainer configuration these options describe.
-    public func makeConfig() -> VAETrainingConfig {
+    func makeConfig() -> VAETrainingConfig {
         var c = VAETrainingConfig()
         c.data = data
         c.skipInvalid = skipInvalid
@@ -74,7 +74,7 @@ public struct VAETrain: ParsableCommand {
         return c
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             common.applyThreads()
             Interrupt.install()
@@ -97,8 +97,8 @@ public struct VAETrain: ParsableCommand {
 }
 
 /// `gen vae sample --checkpoint FILE`.
-public struct VAESample: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct VAESample: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "sample",
         abstract: "Decode samples from the prior, interpolations between two images, or the latent manifold.",
         discussion: """
@@ -110,21 +110,21 @@ public struct VAESample: ParsableCommand {
         """
     )
 
-    @Option(help: "Checkpoint written by 'gen vae train'.") public var checkpoint: String
-    @Option(help: "Samples from the prior, in a grid of ceil(sqrt(count)) columns.") public var count: Int?
-    @Option(help: "Samples from the prior in an N x N grid.") public var grid: Int?
+    @Option(help: "Checkpoint written by 'gen vae train'.") var checkpoint: String
+    @Option(help: "Samples from the prior, in a grid of ceil(sqrt(count)) columns.") var count: Int?
+    @Option(help: "Samples from the prior in an N x N grid.") var grid: Int?
     @Option(parsing: .upToNextOption, help: "Two image files: decode along a spherical interpolation between their latent codes.")
-    public var interpolate: [String] = []
-    @Option(help: "Images along the interpolation, both ends included.") public var steps: Int = 10
-    @Flag(help: "Write the interpolation as separate frames instead of one strip.") public var frames = false
-    @Flag(help: "Write the latent manifold.") public var manifold = false
-    @Option(help: "Side of the manifold grid.") public var manifoldSize: Int = 15
-    @Option(help: "Largest accepted width×height of an --interpolate image's header (a guard against decompression bombs; raise it for trusted large images).") public var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
-    @OptionGroup public var common: CommonOptions
+    var interpolate: [String] = []
+    @Option(help: "Images along the interpolation, both ends included.") var steps: Int = 10
+    @Flag(help: "Write the interpolation as separate frames instead of one strip.") var frames = false
+    @Flag(help: "Write the latent manifold.") var manifold = false
+    @Option(help: "Side of the manifold grid.") var manifoldSize: Int = 15
+    @Option(help: "Largest accepted width×height of an --interpolate image's header (a guard against decompression bombs; raise it for trusted large images).") var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+    @OptionGroup var common: CommonOptions
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         if let c = count, c < 1 || c > 4096 { throw ValidationError("--count must be in 1...4096 (got \(c))") }
         if let g = grid, g < 1 || g > 64 { throw ValidationError("--grid must be in 1...64 (got \(g))") }
         if count != nil && grid != nil { throw ValidationError("give --count or --grid, not both") }
@@ -136,7 +136,7 @@ public struct VAESample: ParsableCommand {
         if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
     }
 
-    public func run() throws {
+    func run() throws {
         try reportingErrors {
             common.applyThreads()
             let model = try VAEModel.load(from: URL(fileURLWithPath: checkpoint))

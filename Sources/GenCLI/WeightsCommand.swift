@@ -4,8 +4,8 @@ import GenNN
 
 /// `gen weights list` and `gen weights download NAME`: the pretrained networks gen knows
 /// (``GenNN/WeightsRegistry``) and their cached files.
-public struct WeightsCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct WeightsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "weights",
         abstract: "List and download the pretrained weights gen uses (torchvision's official files).",
         discussion: """
@@ -15,7 +15,7 @@ public struct WeightsCommand: ParsableCommand {
         subcommands: [List.self, Download.self]
     )
 
-    public init() {}
+    init() {}
 
     /// The cache folder: `--cache-dir` when given, otherwise ``GenNN/WeightsRegistry/cacheDirectory(environment:)``.
     static func cacheDirectory(_ option: String?) -> URL {
@@ -40,7 +40,7 @@ public struct WeightsCommand: ParsableCommand {
     }
 
     /// The text of `gen weights list` for the cache folder `directory`.
-    public static func listing(cacheDirectory directory: URL) -> String {
+    static func listing(cacheDirectory directory: URL) -> String {
         var lines = ["Cache folder: \(directory.path) (set \(WeightsRegistry.cacheEnvironmentVariable) or use --cache-dir to change it)", ""]
         for n in WeightsRegistry.networks {
             let aliases = n.aliases.isEmpty ? "" : " (alias: \(n.aliases.joined(separator: ", ")))"
@@ -58,51 +58,51 @@ public struct WeightsCommand: ParsableCommand {
     }
 
     /// `gen weights list`.
-    public struct List: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
             commandName: "list",
             abstract: "List the known networks, their download URLs and SHA-256, and whether each is cached."
         )
 
         @Option(name: .customLong("cache-dir"), help: "Cache folder (default: $GEN_WEIGHTS or ~/.cache/gen/weights).")
-        public var cacheDir: String?
+        var cacheDir: String?
 
-        public init() {}
+        init() {}
 
-        public func run() throws {
+        func run() throws {
             print(WeightsCommand.listing(cacheDirectory: WeightsCommand.cacheDirectory(cacheDir)))
         }
     }
 
     /// `gen weights download NAME`.
-    public struct Download: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    struct Download: ParsableCommand {
+        static let configuration = CommandConfiguration(
             commandName: "download",
             abstract: "Download a network's weights into the cache folder, verifying the SHA-256.",
             discussion: "The file is written to a temporary name and renamed into place only when its checksum matches."
         )
 
         @Argument(help: "Network: squeezenet1_0, squeezenet1_1, vgg16, vgg19, inception_v3 (or squeezenet, vgg, inception).")
-        public var name: String
+        var name: String
 
         @Option(help: "Download from this URL instead of torchvision's (http, https or file).")
-        public var url: String?
+        var url: String?
 
         @Option(help: "Expected SHA-256 (full, or a prefix of at least 8 hex digits) instead of the registered one.")
-        public var sha256: String?
+        var sha256: String?
 
         @Option(name: .customLong("cache-dir"), help: "Cache folder (default: $GEN_WEIGHTS or ~/.cache/gen/weights).")
-        public var cacheDir: String?
+        var cacheDir: String?
 
         @Flag(help: "Download again even when the file is already cached.")
-        public var force = false
+        var force = false
 
         @Flag(help: "Print no progress.")
-        public var quiet = false
+        var quiet = false
 
-        public init() {}
+        init() {}
 
-        public func validate() throws {
+        func validate() throws {
             if let u = url, URL(string: u)?.scheme == nil {
                 throw ValidationError("--url '\(u)' is not a URL (e.g. https://host/file.pth or file:///path/file.pth)")
             }
@@ -111,7 +111,7 @@ public struct WeightsCommand: ParsableCommand {
             }
         }
 
-        public func run() throws {
+        func run() throws {
             try WeightsCommand.reporting {
                 let network = try WeightsRegistry.requireNetwork(named: name)
                 let directory = WeightsCommand.cacheDirectory(cacheDir)

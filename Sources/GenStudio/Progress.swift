@@ -28,6 +28,8 @@ public protocol ProgressReporter: AnyObject {
 
 /// Discards all events (tests, `--quiet`).
 public final class SilentProgress: ProgressReporter {
+    /// A reporter that prints nothing.
     public init() {}
+    /// Ignores `event`.
     public func report(_ event: ProgressEvent) {}
 }

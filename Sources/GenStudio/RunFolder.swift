@@ -195,8 +195,9 @@ public struct RunRecord: Codable {
     public var seed: UInt64
     /// gen's version, the Swift compiler and the OpenBLAS build.
     public var versions: [String: String]
-    /// ISO 8601 start and end times.
+    /// ISO 8601 start time (UTC).
     public var started: String
+    /// ISO 8601 end time (UTC); nil while the run is going.
     public var finished: String?
     /// Named durations in seconds (e.g. `training`, `validation`, `sampling`).
     public var timings: [String: Double]
@@ -204,6 +205,7 @@ public struct RunRecord: Codable {
     /// runs (after its first checkpoint), `unfinished: last checkpoint at step N`.
     public var outcome: String?
 
+    /// A record started now, with this build's versions and no timings or outcome yet.
     public init(generator: String, arguments: [String], settings: [String: String], seed: UInt64) {
         self.generator = generator
         self.arguments = arguments
@@ -248,6 +250,7 @@ public enum StudioError: Error, CustomStringConvertible {
     /// and the resumed checkpoint, when there is one (its path), is as it was.
     case interruptedBeforeFirstStep(resumed: String?)
 
+    /// The message gen prints: what happened, the file or option concerned, and what to do.
     public var description: String {
         switch self {
         case .cannotCreateFolder(let p, let r): return "cannot use output folder \(p): \(r)"

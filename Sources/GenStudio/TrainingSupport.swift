@@ -204,7 +204,12 @@ func optionsGiven(_ flags: [String], in arguments: [String]) -> [String] {
 /// One model or training setting that a resumed run takes from its checkpoint: the command-line
 /// option that sets it, and its value as this command line asks for it and as the checkpoint has it.
 public struct KeptSetting: Equatable {
-    public let flag: String, requested: String, stored: String
+    /// The option, e.g. `--units`.
+    public let flag: String
+    /// Its value on this command line, as text.
+    public let requested: String
+    /// Its value in the checkpoint, as text.
+    public let stored: String
     init(_ flag: String, _ requested: Any, _ stored: Any) {
         self.flag = flag
         self.requested = "\(requested)"

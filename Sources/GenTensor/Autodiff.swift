@@ -16,6 +16,7 @@ final class GraphNode {
 
 /// Whether ops record a graph. Turn it off for inference and sampling with ``withNoGrad(_:)``.
 public enum GradMode {
+    /// True (the default) while ops record the graph for ``Tensor/backward(seed:)``.
     nonisolated(unsafe) public static var isEnabled = true
 }
 

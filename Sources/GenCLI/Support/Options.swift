@@ -4,57 +4,57 @@ import GenTensor
 import GenStudio
 
 /// Options every generator shares: seed, threads, output location, verbosity.
-public struct CommonOptions: ParsableArguments {
+struct CommonOptions: ParsableArguments {
     @Option(help: "Random seed: the same seed, machine and thread count give the same result.")
-    public var seed: UInt64 = 1
+    var seed: UInt64 = 1
 
     @Option(help: "Threads for gen's kernels and OpenBLAS (default: all cores).")
-    public var threads: Int?
+    var threads: Int?
 
     @Option(name: .shortAndLong, help: "Output folder (default: outputs/<generator>/<timestamp>/).")
-    public var output: String?
+    var output: String?
 
     @Flag(name: .shortAndLong, help: "Print only results and errors, no progress.")
-    public var quiet = false
+    var quiet = false
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
         // An empty path (an unset shell variable) would mean the current folder.
         if output?.isEmpty == true { throw ValidationError("--output must not be empty") }
     }
 
     /// Applies `--threads` to the engine and OpenBLAS.
-    public func applyThreads() { Threads.configure(threads) }
+    func applyThreads() { Threads.configure(threads) }
 }
 
 /// Options of every training command.
-public struct TrainingOptions: ParsableArguments {
+struct TrainingOptions: ParsableArguments {
     @Option(help: "Stop after this many epochs in total.")
-    public var epochs: Int?
+    var epochs: Int?
 
     @Option(help: "Stop after this many optimizer steps in total.")
-    public var steps: Int?
+    var steps: Int?
 
     @Option(name: .customLong("time-limit"), help: "Stop after this many minutes of training in this session (fractions allowed; a resume starts a new count).")
-    public var timeLimit: Double?
+    var timeLimit: Double?
 
     @Option(help: "Examples per optimizer step.")
-    public var batchSize: Int?
+    var batchSize: Int?
 
     @Option(help: "Learning rate (step size).")
-    public var learningRate: Float?
+    var learningRate: Float?
 
     @Option(help: "Also write a checkpoint every N steps (always at epoch ends and at the end).")
-    public var checkpointEvery: Int?
+    var checkpointEvery: Int?
 
     @Option(help: "Continue a run from its checkpoint file (weights, optimizer, step, random state, data position).")
-    public var resume: String?
+    var resume: String?
 
-    public init() {}
+    init() {}
 
-    public func validate() throws {
+    func validate() throws {
         if resume?.isEmpty == true { throw ValidationError("--resume must name a checkpoint file (got an empty path)") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1 (got \(e))") }
         if let s = steps, s < 1 { throw ValidationError("--steps must be at least 1 (got \(s))") }

@@ -10,10 +10,21 @@ public final class Conv2D: Module {
     public let kernel: Tensor
     /// `[filters]`, or `nil` without bias.
     public let bias: Tensor?
+    /// Step (vertical, horizontal) between output pixels' windows, positive.
     public let strides: (Int, Int)
+    /// Padding rule (``GenTensor/Padding``).
     public let padding: Padding
+    /// Spacing (vertical, horizontal) of kernel taps, positive; (1, 1) is an ordinary convolution.
     public let dilation: (Int, Int)
 
+    /// - Parameters:
+    ///   - inputChannels: channels of the input (`Cin`), positive.
+    ///   - filters: output channels, positive.
+    ///   - kernelSize: (height, width), positive.
+    ///   - strides, padding, dilation: as the properties; positive strides and dilation (precondition).
+    ///   - useBias: whether the layer has a bias.
+    ///   - name: prefix of the parameter names.
+    ///   - rng: draws the Glorot-uniform kernel.
     public init(inputChannels: Int, filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1),
                 padding: Padding = .valid, dilation: (Int, Int) = (1, 1), useBias: Bool = true,
                 name: String = "conv2d", using rng: inout RandomGenerator) {
@@ -40,6 +51,7 @@ public final class Conv2D: Module {
         Tensor.conv2d(x, kernel: kernel, bias: bias, strides: strides, padding: padding, dilation: dilation)
     }
 
+    /// The same in training and inference.
     public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor { self(x) }
 }
 
@@ -54,10 +66,21 @@ public final class Conv2DTranspose: Module {
     public let kernel: Tensor
     /// `[filters]`, or `nil` without bias.
     public let bias: Tensor?
+    /// Upsampling factors (vertical, horizontal), positive.
     public let strides: (Int, Int)
+    /// Padding rule; `.same` gives an output of `input · stride` (see ``GenTensor/Tensor/conv2dTranspose(_:kernel:bias:strides:padding:outputPadding:fusedReLU:)``).
     public let padding: Padding
+    /// Extra output rows and columns at the bottom and right, each less than the stride.
     public let outputPadding: (Int, Int)
 
+    /// - Parameters:
+    ///   - inputChannels: channels of the input (`Cin`), positive.
+    ///   - filters: output channels, positive.
+    ///   - kernelSize: (height, width), positive.
+    ///   - strides, padding, outputPadding: as the properties; positive strides (precondition).
+    ///   - useBias: whether the layer has a bias.
+    ///   - name: prefix of the parameter names.
+    ///   - rng: draws the Glorot-uniform kernel.
     public init(inputChannels: Int, filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1),
                 padding: Padding = .valid, outputPadding: (Int, Int) = (0, 0), useBias: Bool = true,
                 name: String = "conv2d_transpose", using rng: inout RandomGenerator) {
@@ -84,5 +107,6 @@ public final class Conv2DTranspose: Module {
                                outputPadding: outputPadding)
     }
 
+    /// The same in training and inference.
     public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor { self(x) }
 }

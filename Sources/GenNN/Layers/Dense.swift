@@ -40,12 +40,18 @@ public final class Embedding: Layer {
     /// `[vocabularySize, dimension]`.
     public let table: Tensor
 
+    /// - Parameters:
+    ///   - vocabularySize: number of token ids, positive.
+    ///   - dimension: length of each vector, positive.
+    ///   - name: prefix of the parameter name (`name/embeddings`).
+    ///   - rng: draws the uniform(−0.05, 0.05) table.
     public init(vocabularySize: Int, dimension: Int, name: String = "embedding", using rng: inout RandomGenerator) {
         precondition(vocabularySize > 0 && dimension > 0, "Embedding: sizes must be positive")
         table = makeParameter(Tensor.uniform([vocabularySize, dimension], low: -0.05, high: 0.05, using: &rng),
                               name: "\(name)/embeddings")
     }
 
+    /// The table.
     public var parameters: [Tensor] { [table] }
 
     /// Looks up `tokens` (values in `0..<vocabularySize`) arranged as `shape`; returns `shape + [dimension]`.

@@ -17,6 +17,13 @@ public final class LSTM: Layer {
     /// Input feature size (or vocabulary size for token input).
     public let inputSize: Int
 
+    /// Keras initialisation: Glorot-uniform `W`, orthogonal `U`, bias zeros except 1 for the forget
+    /// gate (`unit_forget_bias`).
+    /// - Parameters:
+    ///   - inputSize: features per time step (or vocabulary size for token input), positive.
+    ///   - units: hidden units, positive.
+    ///   - name: prefix of the parameter names.
+    ///   - rng: draws the weights.
     public init(inputSize: Int, units: Int, name: String = "lstm", using rng: inout RandomGenerator) {
         precondition(inputSize > 0 && units > 0, "LSTM: sizes must be positive (\(inputSize), \(units))")
         self.inputSize = inputSize

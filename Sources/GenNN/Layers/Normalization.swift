@@ -24,6 +24,7 @@ public final class BatchNormalization: Module {
     public let movingVariance: Tensor
     /// Momentum in the convention of ``pytorchConvention``.
     public let momentum: Float
+    /// Added to the variance before the square root, positive (Keras 0.001, PyTorch 1e-5).
     public let epsilon: Float
     /// Whether `momentum` weights the new batch (PyTorch) and the running variance is unbiased.
     public let pytorchConvention: Bool

@@ -11,6 +11,7 @@ public protocol Module: Layer {
 }
 
 extension Module {
+    /// None: most modules keep no state besides their parameters.
     public var stateTensors: [Tensor] { [] }
 }
 
@@ -22,14 +23,18 @@ public final class Sequential: Module {
     /// The modules, first applied first.
     public private(set) var modules: [Module]
 
+    /// - Parameter modules: applied first to last.
     public init(_ modules: [Module]) { self.modules = modules }
 
     /// Appends a module at the end.
     public func append(_ module: Module) { modules.append(module) }
 
+    /// Every module's parameters, in module order.
     public var parameters: [Tensor] { modules.flatMap(\.parameters) }
+    /// Every module's state tensors, in module order.
     public var stateTensors: [Tensor] { modules.flatMap(\.stateTensors) }
 
+    /// Applies the modules in order; the shapes are whatever they map.
     public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor {
         modules.reduce(x) { $1($0, training: training) }
     }
@@ -39,8 +44,11 @@ public final class Sequential: Module {
 /// `Lambda { x, _ in x.relu() }`.
 public final class Lambda: Module {
     let body: (Tensor, Bool) -> Tensor
+    /// - Parameter body: maps the input and the training flag to the output.
     public init(_ body: @escaping (Tensor, Bool) -> Tensor) { self.body = body }
+    /// None.
     public var parameters: [Tensor] { [] }
+    /// `body(x, training)`.
     public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor { body(x, training) }
 }
 

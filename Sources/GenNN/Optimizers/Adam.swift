@@ -5,7 +5,9 @@ import GenTensor
 /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `w ← w − lr · m̂ / (√v̂ + ε)` with bias-corrected
 /// `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`. Defaults β₁ = 0.9, β₂ = 0.999, ε = 1e-7 (Keras's ε).
 public final class Adam: Optimizer {
+    /// `"adam"`.
     public let name = "adam"
+    /// Step size, > 0; may be changed between updates (learning-rate schedules).
     public var learningRate: Float
     /// Exponential decay of the first moment, in [0, 1) (the DCGAN paper uses 0.5).
     public let beta1: Float
@@ -13,10 +15,12 @@ public final class Adam: Optimizer {
     public let beta2: Float
     /// ε > 0.
     public let epsilon: Float
+    /// Updates applied so far (restored with the state).
     public private(set) var step = 0
     private let firstMoment = SlotStore(prefix: "adam/m")
     private let secondMoment = SlotStore(prefix: "adam/v")
 
+    /// Defaults: PyTorch's β₁, β₂ and learning rate, Keras's ε (1e-7).
     public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7) {
         self.learningRate = learningRate
         self.beta1 = beta1
@@ -24,6 +28,7 @@ public final class Adam: Optimizer {
         self.epsilon = epsilon
     }
 
+    /// One update of every parameter that has a gradient, in place (parameters without one are skipped).
     public func update(_ parameters: [Tensor]) {
         step += 1
         let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
@@ -43,6 +48,7 @@ public final class Adam: Optimizer {
         }
     }
 
+    /// `adam/m/i` and `adam/v/i` (first and second moments of parameter i), each shaped like its parameter.
     public func stateTensors() -> [String: Tensor] {
         var d: [String: Tensor] = [:]
         firstMoment.export(into: &d)
@@ -50,6 +56,8 @@ public final class Adam: Optimizer {
         return d
     }
 
+    /// Restores ``stateTensors()`` and the step count; absent slots (parameters never updated) start at zero.
+    /// - Throws: ``OptimizerError/shapeMismatch(name:expected:found:)`` for a slot shaped unlike its parameter.
     public func loadState(_ tensors: [String: Tensor], step: Int, parameters: [Tensor]) throws {
         try firstMoment.restore(tensors, parameters: parameters, required: false)
         try secondMoment.restore(tensors, parameters: parameters, required: false)

@@ -32,6 +32,7 @@ public enum OptimizerError: Error, CustomStringConvertible {
     /// An unknown optimizer name.
     case unknown(String)
 
+    /// The message gen prints, naming the state tensor or optimizer.
     public var description: String {
         switch self {
         case .missingState(let n): return "optimizer state \(n) is missing from the checkpoint"

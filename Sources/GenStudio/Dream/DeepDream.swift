@@ -31,6 +31,8 @@ public struct DreamConfig: Codable, Equatable {
     /// Write the current image every this many steps (nil = off).
     public var saveEvery: Int?
 
+    /// The book's other settings (see each property) with these layers and weights.
+    /// - Parameter layers: layer name → weight of its activation term; see ``defaultLayers(network:)``.
     public init(layers: [String: Float]) { self.layers = layers }
 
     /// Checks ranges; the message names the option.
@@ -61,11 +63,13 @@ public struct DreamConfig: Codable, Equatable {
 
 /// Objective values of one octave, for reports.
 public struct OctaveReport: Equatable {
-    /// Image size dreamt at.
+    /// Width of the image dreamt at, in pixels.
     public var width: Int
+    /// Height of the image dreamt at, in pixels.
     public var height: Int
-    /// Objective before the first and after the last step (mean over tiles).
+    /// Objective before the first step (mean over tiles).
     public var initialLoss: Float
+    /// Objective after the last step (mean over tiles).
     public var finalLoss: Float
     /// Steps taken (fewer than configured when `maxLoss` stopped the octave).
     public var steps: Int

@@ -9,10 +9,15 @@ import GenData
 public enum DreamBenchmark {
     /// One measurement: network, size and median seconds per step.
     public struct Result {
+        /// Network name (`inception_v3`, `squeezenet`, ...).
         public var network: String
+        /// Image height in pixels.
         public var height: Int
+        /// Image width in pixels.
         public var width: Int
+        /// Median wall-clock seconds of one gradient step.
         public var medianSeconds: Double
+        /// Steps timed.
         public var steps: Int
     }
 

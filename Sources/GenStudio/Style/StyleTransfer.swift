@@ -8,6 +8,7 @@ public enum StyleError: Error, CustomStringConvertible {
     /// The loss or its gradient became NaN or infinite.
     case nonFiniteLoss(iteration: Int, level: Int)
 
+    /// The message gen prints: the iteration and scale, and what to change.
     public var description: String {
         switch self {
         case .nonFiniteLoss(let i, let l):

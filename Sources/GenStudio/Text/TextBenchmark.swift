@@ -8,10 +8,15 @@ import GenNN
 public enum TextBenchmark {
     /// Result of one benchmark: median seconds per call and the derived rate.
     public struct Result {
+        /// Workload name (`charlstm_train`, `charlstm_gen`, ...).
         public var name: String
+        /// Median wall-clock seconds of one call.
         public var medianSeconds: Double
+        /// Work per second: samples or characters, see ``unit``.
         public var rate: Double
+        /// Unit of ``rate`` (`samples/s`, `chars/s`).
         public var unit: String
+        /// Calls timed.
         public var calls: Int
     }
 

@@ -18,6 +18,8 @@ public struct TextModelConfig: Codable, Equatable {
     /// character at every position of the window (char-rnn).
     public var targets: TextTargets
 
+    /// The book's model by default (one LSTM of 128 units over windows of 60, no dropout).
+    /// - Parameters: as the properties; `vocabularySize` is the corpus's distinct characters.
     public init(vocabularySize: Int, layers: Int = 1, units: Int = 128, dropout: Float = 0,
                 sequenceLength: Int = 60, targets: TextTargets = .last) {
         self.vocabularySize = vocabularySize

@@ -13,6 +13,7 @@ public struct SamplingOptions: Equatable {
     /// reaches p, in (0, 1]; 1 = off. (Holtzman et al., 2020)
     public var topP: Float
 
+    /// Plain softmax sampling at temperature 1 by default; values as the properties.
     public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1) {
         self.temperature = temperature
         self.topK = topK

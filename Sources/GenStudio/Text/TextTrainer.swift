@@ -67,6 +67,7 @@ public struct TextTrainingConfig: Codable, Equatable {
          KeptSetting("--learning-rate", learningRate, stored.learningRate), KeptSetting("--seed", seed, stored.seed)]
     }
 
+    /// The book's settings (see each property).
     public init() {}
 
     /// Decodes settings; keys added after a checkpoint was written take their defaults.
@@ -147,10 +148,12 @@ public struct TextTrainingState: Codable, Equatable {
     /// (nil before the first evaluation, or without a validation set). `best.safetensors` holds the
     /// weights of that step.
     public var bestValidationBitsPerCharacter: Double?
+    /// The step ``bestValidationBitsPerCharacter`` was measured at.
     public var bestValidationStep: Int?
     /// Sum of the current epoch's training losses (nats per character) and the number of steps
     /// summed, so that an epoch's train loss in `metrics.csv` covers all of it across a resume.
     public var epochLossSum = 0.0
+    /// Steps summed in ``epochLossSum``.
     public var epochLossCount = 0
 
     /// A fresh state at step 0.
@@ -182,8 +185,9 @@ public struct TextTrainingSummary {
     public var folder: URL
     /// The last checkpoint written.
     public var checkpoint: URL
-    /// Steps and epochs done in total.
+    /// Steps done in total, over every session.
     public var steps: Int
+    /// Epochs completed in total.
     public var epochs: Int
     /// Last validation loss in bits per character (nil when no validation set).
     public var validationBitsPerCharacter: Double?
@@ -248,6 +252,7 @@ enum TextKeys {
 /// Trains a character-level LSTM on a text file, with validation in bits per character, periodic
 /// samples, atomic checkpoints and exact resume.
 public final class TextTrainer {
+    /// The settings in force: the command line's, or the resumed checkpoint's for the kept ones.
     public let config: TextTrainingConfig
     let corpus: TextCorpus
     let model: TextModel

@@ -47,6 +47,7 @@ public struct VAETrainingConfig: Codable, Equatable {
     /// Most evaluation images used for the test negative ELBO and the scatter plot (all by default).
     public var maxEvaluationImages = Int.max
 
+    /// The book's settings (see each property).
     public init() {}
 
     /// The settings a resumed run takes from its checkpoint `stored` rather than from these, with the
@@ -103,6 +104,7 @@ public struct VAETrainingState: Codable, Equatable {
     /// Sum of the current epoch's training losses weighted by batch size (nats) and the images
     /// summed, so that an epoch's train loss in `metrics.csv` covers all of it across a resume.
     public var epochLossSum = 0.0
+    /// Images summed in ``epochLossSum``.
     public var epochImages = 0
 
     /// A fresh state at step 0.
@@ -145,8 +147,9 @@ public struct VAETrainingSummary {
     public var folder: URL
     /// The last checkpoint written.
     public var checkpoint: URL
-    /// Steps and epochs done in total.
+    /// Steps done in total, over every session.
     public var steps: Int
+    /// Epochs completed in total.
     public var epochs: Int
     /// Mean training loss (nats per image, with β) over the last epoch's steps.
     public var trainLoss: Double?
@@ -164,6 +167,7 @@ public enum VAEError: Error, CustomStringConvertible, LocalizedError {
     /// image) at `step`; nothing was saved for that step.
     case nonFiniteLoss(step: Int, lastCheckpoint: String?)
 
+    /// The message gen prints: the step, the last good checkpoint and what to change.
     public var description: String {
         switch self {
         case .nonFiniteLoss(let s, let c):
@@ -172,6 +176,7 @@ public enum VAEError: Error, CustomStringConvertible, LocalizedError {
                 + " (start a new run with a lower --learning-rate: a resumed run keeps its checkpoint's settings)"
         }
     }
+    /// Same as ``description``.
     public var errorDescription: String? { description }
 }
 

@@ -123,6 +123,7 @@ public enum ReplacementRefusal: Equatable, CustomStringConvertible {
     /// all); ``writeFileAtomically(_:to:)`` refuses to replace it.
     case writeProtected
 
+    /// The reason in plain words, for messages that name the file.
     public var description: String {
         switch self {
         case .folder: return "a folder is there, not a file"

@@ -9,8 +9,11 @@ import Foundation
 ///   `in · stride` (see ``Tensor/conv2dTranspose(_:kernel:bias:strides:padding:outputPadding:)``).
 /// - `explicit`: zero padding per side; PyTorch's symmetric `padding=p` is `explicit(p, p, p, p)`.
 public enum Padding: Equatable {
+    /// No padding: windows stay inside the image.
     case valid
+    /// Output `ceil(in / stride)` (TensorFlow's split, extra on the bottom/right).
     case same
+    /// Zero rows and columns on each side, each ≥ 0.
     case explicit(top: Int, bottom: Int, left: Int, right: Int)
 }
 
