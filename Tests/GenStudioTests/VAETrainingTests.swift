@@ -122,6 +122,21 @@ final class VAETrainingTests: XCTestCase {
         XCTAssertEqual(try trainLoss(resumed.folder, step: "9"), epochEnd)
     }
 
+    /// A resumed session that takes no step (its step limit is already reached) reports the same
+    /// test ELBO as the run that wrote the checkpoint: the evaluation noise depends on the step,
+    /// not on which session evaluates.
+    func testIdleResumeReportsTheRecordedEvaluation() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeBarsIDX(in: dir.appendingPathComponent("data"))
+        let first = try train(tinyVAEConfig(data: data, steps: 7), output: dir.appendingPathComponent("run"))
+        var again = tinyVAEConfig(data: data, steps: 7)
+        again.data = nil
+        let idle = try train(again, resume: first.checkpoint, output: nil)
+        XCTAssertEqual(idle.steps, 7)
+        XCTAssertNotNil(first.evaluation)
+        XCTAssertEqual(idle.evaluation, first.evaluation)
+    }
+
     /// A NaN loss stops at that step: the last good checkpoint stays byte for byte, no picture is written.
     func testNonFiniteLossStopsAndKeepsCheckpoint() throws {
         let dir = try makeStudioTempDir(self)

@@ -307,6 +307,8 @@ public final class VAETrainer {
 
     /// The negative ELBO on the evaluation images (at most `maxEvaluationImages`), one z per image
     /// drawn from a generator seeded by the run seed and `round` (the training noise is untouched).
+    /// Training passes the step count, so the same weights always get the same estimate (a resumed
+    /// session that takes no step reports the number its folder's `metrics.csv` already holds).
     public func evaluate(round: Int) -> VAEEvaluation {
         let n = min(data.testCount, config.maxEvaluationImages)
         var rng = RandomGenerator(seed: config.seed &+ 0xE7A1 &+ UInt64(truncatingIfNeeded: round) &* 104_729)
@@ -413,7 +415,7 @@ public final class VAETrainer {
         func endOfRound(epochLabel: Int, prefix: String, endOfEpoch: Bool) throws {
             let trainLoss = state.epochImages > 0 ? state.epochLossSum / Double(state.epochImages) : nil
             if let trainLoss { lastTrain = trainLoss }
-            let ev = evaluate(round: epochLabel)
+            let ev = evaluate(round: state.step)
             lastEval = ev
             var values: [(String, Double)] = []
             if let trainLoss { values.append(("train loss", trainLoss)) }
@@ -484,7 +486,7 @@ public final class VAETrainer {
             try endOfRound(epochLabel: state.epoch + 1, prefix: String(format: "final-step-%d", state.step), endOfEpoch: false)
             try saveCheckpoint()
         } else if lastEval == nil {
-            lastEval = evaluate(round: state.epoch)
+            lastEval = evaluate(round: state.step)
         }
         record.finished = ISO8601DateFormatter().string(from: Date())
         record.timings["training_session_s"] = Date().timeIntervalSince(startTime)
