@@ -437,4 +437,38 @@ final class StyleCommandLineTests: XCTestCase {
         XCTAssertTrue(e4.contains("is the content image"), e4)
         XCTAssertEqual(try Data(contentsOf: content), original)
     }
+
+    /// `--output DIR` wrote DIR/result.png beside its run.json: a later `--output DIR/result.png`
+    /// would replace that run's result, so it is refused; an image format gen does not write is
+    /// refused instead of becoming a folder named like an image.
+    func testAnotherRunsResultIsNotReplaced() throws {
+        let dir = try makeStudioTempDir(self)
+        let content = dir.appendingPathComponent("c.png"), style = dir.appendingPathComponent("s.png")
+        try testPicture(width: 48, height: 40, phase: 0).write(to: content.path)
+        try testPicture(width: 40, height: 40, phase: 1).write(to: style.path)
+        let base = ["style", content.path, style.path, "--random-weights", "--iterations", "1", "--threads", "1"]
+        let folder = dir.appendingPathComponent("sd1")
+        let (s1, e1) = try gen(base + ["--output", folder.path], in: dir)
+        XCTAssertEqual(s1, 0, e1)
+        let result = folder.appendingPathComponent("result.png")
+        let before = try Data(contentsOf: result)
+        let listing = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        let (s2, e2) = try gen(base + ["--output", result.path], in: dir)
+        XCTAssertEqual(s2, 2, e2)
+        XCTAssertTrue(e2.contains("is the result of another run"), e2)
+        XCTAssertEqual(try Data(contentsOf: result), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted(), listing)
+        // Another name in the same folder is fine.
+        let (s3, e3) = try gen(base + ["--output", folder.appendingPathComponent("second.png").path], in: dir)
+        XCTAssertEqual(s3, 0, e3)
+        // A rerun of a named result replaces its own result.
+        let (s4, e4) = try gen(base + ["--output", folder.appendingPathComponent("second.png").path], in: dir)
+        XCTAssertEqual(s4, 0, e4)
+        // .gif is not written: refused, no folder named o32.gif.
+        let gif = dir.appendingPathComponent("o32.gif")
+        let (s5, e5) = try gen(base + ["--output", gif.path], in: dir)
+        XCTAssertEqual(s5, 2, e5)
+        XCTAssertTrue(e5.contains(".png or .jpg"), e5)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: gif.path))
+    }
 }

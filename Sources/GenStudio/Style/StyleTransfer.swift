@@ -156,6 +156,9 @@ public final class StyleTransfer {
         if let o = output, ["png", "jpg", "jpeg"].contains(o.pathExtension.lowercased()) {
             outFolder = o.deletingLastPathComponent()
             result = o
+        } else if let o = output, StyleTransfer.otherImageExtensions.contains(o.pathExtension.lowercased()) {
+            // An image name gen cannot write: not a folder to make.
+            throw StudioError.invalidOption("--output \(o.path): gen writes .png or .jpg images, not .\(o.pathExtension) (or give a folder)")
         }
         if result == nil, let o = outFolder {
             // A folder: its records would be replaced; refuse one holding another run's.
@@ -175,6 +178,11 @@ public final class StyleTransfer {
                let otherResult = other.settings["result"], !samePath(URL(fileURLWithPath: otherResult), result) {
                 runFolder.discardIfUnused()
                 throw StudioError.invalidOption("\(existing.path) is the record of another result (\(otherResult)); give this result another name")
+            }
+            // The result file may be another run's: `--output DIR` wrote DIR/result.png beside DIR/run.json.
+            if let owner = StyleTransfer.otherRecord(claiming: result, in: runFolder) {
+                runFolder.discardIfUnused()
+                throw StudioError.invalidOption("\(result.path) is the result of another run (its record is \(owner.path)); give this result another name")
             }
         }
         folder = runFolder
@@ -197,6 +205,29 @@ public final class StyleTransfer {
         if mb * 1e6 > Double(ProcessInfo.processInfo.physicalMemory) * 0.8 {
             progress.report(.warning(String(format: "the estimated %.0f MB exceed 80%% of this machine's memory; lower --size or --history", mb)))
         }
+    }
+
+    /// Image extensions gen reads but does not write: an `--output` ending in one is refused rather
+    /// than made into a folder of that name.
+    static let otherImageExtensions: Set<String> = ["gif", "bmp", "webp", "tif", "tiff", "ppm", "pgm", "pnm", "heic", "heif",
+                                                    "avif", "jp2", "ico", "psd", "qoi", "svg"]
+
+    /// A style record in `folder` other than this run's own whose result is `result`: `run.json` of
+    /// an `--output DIR` run (its result is `result.png`), or `NAME-run.json` naming this file.
+    static func otherRecord(claiming result: URL, in folder: RunFolder) -> URL? {
+        guard FileManager.default.fileExists(atPath: result.path),
+              let names = try? FileManager.default.contentsOfDirectory(atPath: folder.url.path) else { return nil }
+        for name in names.sorted() where (name == "run.json" || name.hasSuffix("-run.json")) && name != folder.recordFileName {
+            let url = folder.file(name)
+            guard let data = try? Data(contentsOf: url), let other = try? JSONDecoder().decode(RunRecord.self, from: data),
+                  other.generator == "style" else { continue }
+            if let claimed = other.settings["result"] {
+                if samePath(URL(fileURLWithPath: claimed), result) { return url }
+            } else if name == "run.json" && result.lastPathComponent == "result.png" {
+                return url      // a folder run that has not finished yet
+            }
+        }
+        return nil
     }
 
     /// Loads the configured network: random weights, or the weights file (explicit or cached).
