@@ -26,7 +26,7 @@ public struct GenCommand: ParsableCommand {
     /// `main` would exit with 64 for bad arguments).
     public static func main(_ arguments: [String]? = nil) -> Never {
         do {
-            var command = try parseAsRoot(arguments)
+            var command = try parseAsRoot(joiningNegativeValues(arguments ?? Array(CommandLine.arguments.dropFirst())))
             try command.run()
             // A training run stopped by Ctrl-C (or SIGTERM) ends cleanly with a checkpoint, but the
             // exit status says it was interrupted (128 + SIGINT), so scripts can tell.
@@ -44,6 +44,36 @@ public struct GenCommand: ParsableCommand {
             Foundation.exit(code.rawValue)
         }
     }
+}
+
+/// `--name -1` becomes `--name=-1`: ArgumentParser reads a value that starts with a dash as the
+/// next option and reports "Missing value for '--name'", where the user should hear that the
+/// number is out of range. Applies to long options without `=` followed by a negative number
+/// (digits, `.5`, `inf` or `nan` after the minus sign); everything after `--` is left alone.
+func joiningNegativeValues(_ arguments: [String]) -> [String] {
+    var out: [String] = []
+    var i = 0
+    while i < arguments.count {
+        let a = arguments[i]
+        if a == "--" { out += arguments[i...]; break }
+        if a.hasPrefix("--"), a.count > 2, !a.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+            out.append(a + "=" + arguments[i + 1])
+            i += 2
+            continue
+        }
+        out.append(a)
+        i += 1
+    }
+    return out
+}
+
+/// Whether `s` reads as a negative number: `-` then a digit, `.digit`, `inf` or `nan`.
+private func isNegativeNumber(_ s: String) -> Bool {
+    guard s.hasPrefix("-"), !s.hasPrefix("--") else { return false }
+    let rest = s.dropFirst().lowercased()
+    if let c = rest.first, c.isNumber { return true }
+    if rest.hasPrefix("."), rest.dropFirst().first?.isNumber == true { return true }
+    return rest.hasPrefix("inf") || rest == "nan"
 }
 
 /// ArgumentParser's exit code for `error` (the protocol extension, not ``GenCommand/exitCode(for:)``).

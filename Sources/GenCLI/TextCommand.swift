@@ -34,7 +34,7 @@ struct TextTrain: ParsableCommand {
 
     @Option(help: "Stacked LSTM layers.") var layers: Int = 1
     @Option(help: "Units (hidden size) per LSTM layer.") var units: Int = 128
-    @Option(help: "Dropout between LSTM layers, in [0, 1).") var dropout: Float = 0
+    @Option(help: "Dropout between stacked LSTM layers, in [0, 1) (no effect with --layers 1).") var dropout: Float = 0
     @Option(help: "Training window length in characters.") var seqLength: Int = 60
     @Option(help: "Characters between the starts of consecutive training windows (default 3 for --targets last, seq-length for all).")
     var windowStep: Int?
@@ -105,6 +105,10 @@ struct TextTrain: ParsableCommand {
                 resume: training.resume.map { URL(fileURLWithPath: $0) },
                 output: common.output.map { URL(fileURLWithPath: $0) },
                 arguments: CommandLine.arguments, progress: progress)
+            if trainer.config.layers == 1 && trainer.config.dropout > 0 {
+                // As in char-rnn and PyTorch's nn.LSTM, dropout sits between stacked LSTM layers.
+                progress.report(.warning("--dropout \(trainer.config.dropout) has no effect with one LSTM layer: it applies between stacked layers (use --layers 2 or more)"))
+            }
             let summary = try trainer.run(shouldStop: { Interrupt.requested })
             var out = "run folder: \(summary.folder.path)\ncheckpoint: \(summary.checkpoint.path)\n"
             out += stoppedLine(reason: summary.stopReason, steps: summary.steps) + "\n"
@@ -189,7 +193,9 @@ struct TextSample: ParsableCommand {
                 let data: Data
                 do { data = try Data(contentsOf: url) } catch { throw TextError.unreadable(file: url.path, reason: describe(error)) }
                 normalised = try TextCorpus.decodeText(data, file: url.path)
-                if normalised.isEmpty { throw TextError.empty(file: url.path) }
+                if normalised.isEmpty { throw StudioError.invalidOption("\(url.path): the prime file is empty") }
+            } else if prime?.isEmpty == true {
+                throw StudioError.invalidOption("--prime is empty (leave it out to start from a newline)")
             }
             let primeTokens: [Int32] = skipUnknown ? vocabulary.encodeSkippingUnknown(normalised)
                                                    : try vocabulary.encode(normalised)

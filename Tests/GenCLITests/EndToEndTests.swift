@@ -318,10 +318,28 @@ final class EndToEndTests: XCTestCase {
         try Data([0x74, 0x68, 0xC3]).write(to: badPrime)
         try assertCleanFailure(["text", "sample", "--checkpoint", ckpt.path, "--prime-file", badPrime.path],
                                code: 2, mentions: [badPrime.path, "byte offset 2"])
+        // An empty prime (file or option) is named as the prime, not as a corpus.
+        let emptyPrime = try write("", "empty-prime.txt")
+        try assertCleanFailure(["text", "sample", "--checkpoint", ckpt.path, "--prime-file", emptyPrime.path],
+                               code: 2, mentions: [emptyPrime.path, "the prime file is empty"])
+        try assertCleanFailure(["text", "sample", "--checkpoint", ckpt.path, "--prime", ""], code: 2, mentions: ["--prime is empty"])
         let goodPrime = try write("the cat\r\n", "prime.txt")
         let fromFile = try gen(["text", "sample", "--checkpoint", ckpt.path, "--prime-file", goodPrime.path, "--length", "4"])
         XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
         XCTAssertTrue(fromFile.out.contains("the cat\n"), fromFile.out)
+    }
+
+    /// Dropout sits between stacked LSTM layers: with one layer it does nothing, and gen says so.
+    func testDropoutWithOneLayerWarns() throws {
+        let corpus = try write(Self.corpusText, "corpus.txt")
+        let base = ["text", "train", "--corpus", corpus.path, "--steps", "2", "--units", "8", "--seq-length", "8",
+                    "--batch-size", "4", "--sample-length", "5", "--dropout", "0.5"]
+        let one = try gen(base + ["--output", dir.appendingPathComponent("one").path])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertTrue(one.stderr.contains("--dropout 0.5 has no effect with one LSTM layer"), one.stderr)
+        let two = try gen(base + ["--layers", "2", "--output", dir.appendingPathComponent("two").path])
+        XCTAssertEqual(two.status, 0, two.stderr)
+        XCTAssertFalse(two.stderr.contains("has no effect"), two.stderr)
     }
 
     func testOptionErrorsThroughTheBinary() throws {

@@ -153,6 +153,23 @@ final class TextParsingTests: XCTestCase {
         XCTAssertEqual(GenCommand.exitCode(for: ExitCode(2)), ExitCode(2))
     }
 
+    /// `--length -1` reaches the range check ("must be non-negative (got -1)") instead of
+    /// ArgumentParser's "Missing value for '--length'".
+    func testNegativeNumbersAreOptionValues() throws {
+        XCTAssertEqual(joiningNegativeValues(["text", "sample", "--length", "-1", "--top-p", "-.5", "--temperature", "-inf"]),
+                       ["text", "sample", "--length=-1", "--top-p=-.5", "--temperature=-inf"])
+        // Options that are not followed by a negative number, `--x=-1`, short options and
+        // everything after `--` are left as they are.
+        let kept = ["gen", "--quiet", "-q", "-1", "--seed=-3", "--out", "--", "--n", "-1"]
+        XCTAssertEqual(joiningNegativeValues(kept), kept)
+        XCTAssertEqual(joiningNegativeValues(["--n", "-x"]), ["--n", "-x"])
+        let args = ["text", "sample", "--checkpoint", "c.safetensors", "--length", "-1"]
+        XCTAssertThrowsError(try GenCommand.parseAsRoot(joiningNegativeValues(args))) { e in
+            let message = GenCommand.fullMessage(for: e)
+            XCTAssertTrue(message.contains("--length must be non-negative (got -1)"), message)
+        }
+    }
+
     /// gen's mapping of its own errors: input errors 2, run failures 1.
     func testErrorExitCodes() {
         XCTAssertEqual(GenCLI.exitCode(for: TextError.empty(file: "x")), 2)
