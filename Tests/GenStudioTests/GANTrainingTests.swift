@@ -443,6 +443,17 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertGreaterThan(count(0..<56, 20..<360, isBlack), 100, "no y-axis labels")
         XCTAssertGreaterThan(count(70..<790, 367..<400, isBlack), 200, "no step labels")
         XCTAssertEqual(count(0..<56, 20..<360) { $0 == blue || $0 == green }, 0, "curves drawn outside the frame")
+        // LOSS reads upwards along the y axis, left of its labels; nothing is left in the corner
+        // under the frame where it used to be.
+        XCTAssertGreaterThan(count(4..<11, 160..<220, isBlack), 30, "no LOSS title along the y axis")
+        XCTAssertEqual(count(0..<40, 370..<400, isBlack), 0, "text in the bottom-left corner")
+        // Step ticks at whole steps, each labelled exactly: 0, 20, ..., 100 for steps 0...100; 10 to
+        // 16 one by one; 10 to 115 by 20.
+        XCTAssertEqual(GANPictures.tickStep(from: 0, to: 100, atMost: 8), 20)
+        XCTAssertEqual(GANPictures.tickStep(from: 10, to: 16, atMost: 8), 1)
+        XCTAssertEqual(GANPictures.tickStep(from: 10, to: 115, atMost: 6), 20)
+        XCTAssertEqual(GANPictures.tickStep(from: 0, to: 1_000_000, atMost: 6), 200_000)
+        XCTAssertEqual(GANPictures.tickStep(from: 5, to: 5, atMost: 8), 1)
         // The legend (top right) has a line of each colour.
         XCTAssertGreaterThan(count(600..<790, 10..<80) { $0 == blue }, 20)
         XCTAssertGreaterThan(count(600..<790, 10..<80) { $0 == green }, 20)
@@ -453,7 +464,7 @@ final class GANTrainingTests: XCTestCase {
             .init(steps: steps, values: steps.map { 1 + exp(-$0 / 20) }, color: green, name: "G"),
             .init(steps: steps, values: steps.map { _ in 1.85 }, color: red, name: "D fake"),   // 92.5% of the largest loss, drawn last
         ])
-        for x in 72..<788 {
+        for x in 82..<788 {
             var seen = false
             for y in 11..<360 where top.pixels[(y * 800 + x) * 3 ..< (y * 800 + x) * 3 + 3].elementsEqual([red.0, red.1, red.2]) {
                 seen = true; break

@@ -57,14 +57,14 @@ public enum GANPictures {
 
     /// A line chart of loss curves on white: x from the first to the last step, y from 0 to the
     /// largest finite value (at least 1) plus headroom for the legend, so no curve runs under it; light grey lines at every 0.5 of loss (a coarser 1-2-5 step
-    /// above 6), labelled on the y axis (sparser when they are close); five step labels on the x axis;
-    /// axis titles STEP and LOSS; a legend of the named series at the top right; a black frame.
+    /// above 6), labelled on the y axis (sparser when they are close); x ticks at whole 1-2-5 steps,
+    /// each labelled with its exact step; axis titles STEP (under the axis) and LOSS (along it); a legend of the named series at the top right; a black frame.
     /// Text uses ``ChartFont`` (5×7 pixel glyphs drawn at twice that size). Sizes below 240×160
     /// are raised to that; points with a non-finite step or loss are skipped.
     public static func lossCurve(_ series: [Series], width requestedWidth: Int = 800, height requestedHeight: Int = 400) -> Image {
         let width = max(requestedWidth, 240), height = max(requestedHeight, 160)
         var im = Image(width: width, height: height, channels: 3, repeating: 1)
-        let left = 70, right = width - 10, top = 10, bottom = height - 40
+        let left = 80, right = width - 10, top = 10, bottom = height - 40
         let series = series.map { s -> Series in
             var t = s
             let kept = zip(s.steps, s.values).filter { $0.0.isFinite && $0.1.isFinite }
@@ -114,22 +114,25 @@ public enum GANPictures {
         ChartFont.draw("0", right: left - 6, centerY: bottom, scale: scale, color: black, plot: plot)
         for x in left...right { plot(x, top, black); plot(x, bottom, black) }
         for y in top...bottom { plot(left, y, black); plot(right, y, black) }
-        // Step labels under five evenly spaced ticks (a label equal to the previous one is left out).
-        var previousLabel = ""
-        for i in 0...4 {
-            let step = x0 + (x1 - x0) * Double(i) / 4
-            let x = Int(px(step).rounded())
+        // Step ticks at the multiples of a whole 1-2-5 step inside the range, each labelled with its
+        // exact step, as many as fit without labels touching (at most 8).
+        let widest = ChartFont.width(of: String(format: "%.0f", max(abs(x0), abs(x1))) + "-", scale: scale) + 12
+        let fit = max(2, min(8, (right - left) / max(widest, 1)))
+        let tick = GANPictures.tickStep(from: x0, to: x1, atMost: fit)
+        var t = (x0 / tick).rounded(.up) * tick
+        while t <= x1 + tick * 1e-9 {
+            let x = Int(px(t).rounded())
             for y in bottom...(bottom + 4) { plot(x, y, black) }
-            let text = String(format: "%.0f", step)
-            if text == previousLabel { continue }
-            previousLabel = text
+            let text = String(format: "%.0f", t)
             let w = ChartFont.width(of: text, scale: scale)
             let start = min(max(x - w / 2, 0), width - w)
             ChartFont.draw(text, left: start, top: bottom + 7, scale: scale, color: black, plot: plot)
+            t += tick
         }
         ChartFont.draw("STEP", left: (left + right) / 2 - ChartFont.width(of: "STEP", scale: scale) / 2,
                        top: bottom + 7 + glyphHeight + 2, scale: 1, color: black, plot: plot)
-        ChartFont.draw("LOSS", left: 2, top: bottom + 7 + glyphHeight + 2, scale: 1, color: black, plot: plot)
+        // The y axis title reads upwards along the axis, left of its labels.
+        ChartFont.drawUpwards("LOSS", left: 4, centerY: (top + bottom) / 2, scale: 1, color: black, plot: plot)
         for s in series {
             var prev: (Double, Double)?
             for (x, v) in zip(s.steps, s.values) where v.isFinite {
@@ -162,6 +165,20 @@ public enum GANPictures {
             }
         }
         return im
+    }
+}
+
+extension GANPictures {
+    /// The smallest whole step of the form 1, 2 or 5 × 10ᵏ whose multiples in `[lower, upper]`
+    /// number at most `count` (≥ 2): the spacing of an axis's ticks.
+    static func tickStep(from lower: Double, to upper: Double, atMost count: Int) -> Double {
+        var step = 1.0
+        func ticks(_ s: Double) -> Int { Int(Foundation.floor(upper / s) - Foundation.ceil(lower / s)) + 1 }
+        while ticks(step) > max(count, 2) {
+            let mantissa = step / Foundation.pow(10, Foundation.floor(Foundation.log10(step)))
+            step *= mantissa < 1.5 || mantissa > 4 ? 2 : 2.5      // 1 → 2 → 5 → 10 → 20 → 50 ...
+        }
+        return step
     }
 }
 
@@ -233,6 +250,15 @@ enum ChartFont {
             }
             x += (glyphWidth + spacing) * scale
         }
+    }
+
+    /// Draws `text` turned a quarter left (reading bottom to top, as a y axis title), its glyphs'
+    /// tops facing `left`, centred on `centerY`.
+    static func drawUpwards(_ text: String, left: Int, centerY: Int, scale: Int, color: (Float, Float, Float),
+                            plot: (Int, Int, (Float, Float, Float)) -> Void) {
+        // Draw into a horizontal frame, then map (x, y) of that frame to (left + y, bottom − x).
+        let bottom = centerY + width(of: text, scale: scale) / 2
+        draw(text, left: 0, top: 0, scale: scale, color: color) { x, y, c in plot(left + y, bottom - x, c) }
     }
 
     /// Draws `text` right-aligned to `right`, vertically centred on `centerY`.
