@@ -1,6 +1,7 @@
 import Foundation
 import GenTensor
 import GenNN
+import GenData
 
 // Pieces every trainer shares: checkpoint I/O of parameters and optimizer state, finiteness
 // checks, and the settings record of run.json.
@@ -327,4 +328,70 @@ func failedRunRecord(_ record: RunRecord, step: Int, lastCheckpoint: URL?) -> Ru
         r.settings["last_checkpoint"] = "\(c.path) (step \(saved))"
     }
     return r
+}
+
+/// What a run trains on, as its checkpoints record it (in the training state) so that a resume
+/// with other data is refused instead of silently training on it: the number of characters or
+/// training images, the image size and channels, and a 64-bit FNV-1a hash of the data
+/// (``GenData/FNV1a64``: of the normalised text; of the image bytes as read, for IDX sources, or
+/// the converted images, for image folders). Checkpoints written before it was kept have none,
+/// and resume unchecked.
+public struct DataFingerprint: Codable, Equatable, CustomStringConvertible {
+    /// Characters of a corpus, or training images.
+    public var count: Int
+    /// Side length of the images (nil for text).
+    public var imageSize: Int?
+    /// Channels of the images (nil for text).
+    public var channels: Int?
+    /// The hash, as 16 hexadecimal digits.
+    public var hash: String
+
+    /// A corpus of `characters` characters (Unicode scalars) whose text hashes to `hash`.
+    public init(characters: Int, hash: UInt64) {
+        count = characters
+        self.hash = FNV1a64.hex(hash)
+    }
+
+    /// `images` training images of `size`×`size`×`channels` whose data hashes to `hash`.
+    public init(images: Int, size: Int, channels: Int, hash: UInt64) {
+        count = images
+        imageSize = size
+        self.channels = channels
+        self.hash = FNV1a64.hex(hash)
+    }
+
+    /// "1,234,567 characters, fingerprint 0123456789abcdef", or "60,000 images of 28x28x1, fingerprint …".
+    public var description: String {
+        let what: String
+        if let s = imageSize, let c = channels {
+            what = "\(groupedThousands(count)) image\(count == 1 ? "" : "s") of \(s)x\(s)x\(c)"
+        } else {
+            what = "\(groupedThousands(count)) character\(count == 1 ? "" : "s")"
+        }
+        return "\(what), fingerprint \(hash)"
+    }
+
+    /// Refuses a resume whose data is not the data the checkpoint recorded (`stored`; nil, in a
+    /// checkpoint written before fingerprints were kept, accepts any).
+    /// - Parameters:
+    ///   - data: the data source as the user named it, for the message.
+    ///   - checkpoint: the resumed checkpoint's path.
+    /// - Throws: ``StudioError/incompatibleCheckpoint(path:reason:)`` naming both and both fingerprints.
+    func requireSame(as stored: DataFingerprint?, data: String, checkpoint: String) throws {
+        guard let stored, stored != self else { return }
+        throw StudioError.incompatibleCheckpoint(path: checkpoint, reason:
+            "\(data) is not the data this run was trained on (\(checkpoint): \(stored); \(data): \(self)); "
+            + "exact resume needs the same data")
+    }
+}
+
+/// `n` with commas between groups of three digits: 1234567 → "1,234,567".
+func groupedThousands(_ n: Int) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, d) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(d)
+    }
+    return (n < 0 ? "-" : "") + out
 }

@@ -300,6 +300,30 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: good), goodBytes)
     }
 
+    /// A resume on another corpus (here the same characters in reverse order) is refused with exit
+    /// code 2, naming the corpus and the checkpoint, and leaves the run folder as it was (bug: it
+    /// trained on the other text with the run's vocabulary and exited 0).
+    func testResumeWithAnotherCorpusIsRefused() throws {
+        let ckpt = try trainTiny()
+        let run = ckpt.deletingLastPathComponent()
+        let other = try write(String(Self.corpusText.reversed()), "other.txt")
+        func contents() throws -> [String: Data] {
+            var out: [String: Data] = [:]
+            for name in try FileManager.default.subpathsOfDirectory(atPath: run.path).sorted() {
+                var isDir: ObjCBool = false
+                let p = run.appendingPathComponent(name).path
+                if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue { out[name] = FileManager.default.contents(atPath: p) }
+            }
+            return out
+        }
+        let before = try contents()
+        try assertCleanFailure(["text", "train", "--corpus", other.path, "--resume", ckpt.path, "--steps", "10"], code: 2,
+                               mentions: [other.path, ckpt.path, "is not the data this run was trained on", "exact resume needs the same data"])
+        XCTAssertEqual(try contents(), before, "the run folder changed")
+        let r = try gen(["text", "train", "--corpus", dir.appendingPathComponent("corpus.txt").path, "--resume", ckpt.path, "--steps", "10"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
     // MARK: Sampling options
 
     func testPrimeWithUnknownCharacters() throws {

@@ -4,7 +4,8 @@ import GenTensor
 import GenData
 @testable import GenStudio
 
-/// Training states from checkpoints written before the epoch loss sums were kept still load.
+/// Training states from checkpoints written before the epoch loss sums or the data fingerprints
+/// were kept still load.
 final class TrainingStateCompatibilityTests: XCTestCase {
     /// `state` encoded as JSON without `keys`, decoded again.
     func withoutKeys<T: Codable>(_ state: T, _ keys: [String]) throws -> T {
@@ -39,5 +40,31 @@ final class TrainingStateCompatibilityTests: XCTestCase {
         let old = try withoutKeys(s, ["logWindow"])
         XCTAssertEqual(old.step, 12); XCTAssertEqual(old.dataCount, 40); XCTAssertEqual(old.data, s.data)
         XCTAssertEqual(old.logWindow, [])
+    }
+
+    /// States keep their data fingerprint; without it (older checkpoints) it is nil and the rest loads.
+    func testStatesWithoutDataFingerprint() throws {
+        let text = DataFingerprint(characters: 1_234_567, hash: 0xABCD)
+        XCTAssertEqual(text.description, "1,234,567 characters, fingerprint 000000000000abcd")
+        let images = DataFingerprint(images: 60_000, size: 28, channels: 1, hash: 1)
+        XCTAssertEqual(images.description, "60,000 images of 28x28x1, fingerprint 0000000000000001")
+
+        var t = TextTrainingState(rng: RandomGenerator(seed: 3))
+        t.step = 5; t.dataFingerprint = text
+        XCTAssertEqual(try JSONDecoder().decode(TextTrainingState.self, from: JSONEncoder().encode(t)), t)
+        let oldText = try withoutKeys(t, ["dataFingerprint"])
+        XCTAssertNil(oldText.dataFingerprint); XCTAssertEqual(oldText.step, 5)
+
+        var v = VAETrainingState(position: DataPosition(seed: 5), rng: RandomGenerator(seed: 4))
+        v.step = 6; v.dataFingerprint = images
+        XCTAssertEqual(try JSONDecoder().decode(VAETrainingState.self, from: JSONEncoder().encode(v)), v)
+        let oldVAE = try withoutKeys(v, ["dataFingerprint"])
+        XCTAssertNil(oldVAE.dataFingerprint); XCTAssertEqual(oldVAE.step, 6)
+
+        var g = GANTrainingState(rng: RandomGenerator(seed: 2), data: DataPosition(seed: 9), dataCount: 40)
+        g.step = 7; g.dataFingerprint = images
+        XCTAssertEqual(try JSONDecoder().decode(GANTrainingState.self, from: JSONEncoder().encode(g)), g)
+        let oldGAN = try withoutKeys(g, ["dataFingerprint"])
+        XCTAssertNil(oldGAN.dataFingerprint); XCTAssertEqual(oldGAN.step, 7); XCTAssertEqual(oldGAN.dataCount, 40)
     }
 }

@@ -95,6 +95,10 @@ public final class ImageFolderDataset {
     public let channels: Int
     /// Pixel limit per file (see ``ImageDecodeOptions/maxPixels``).
     public let maxPixels: Int
+    /// The 64-bit FNV-1a hash (``FNV1a64``) of the usable images as converted (each sample's
+    /// `size`·`size`·`channels` floats, in file order): what a training checkpoint records of its
+    /// images, so that a resume on other images is refused. Computed while the files are checked.
+    public let fingerprint: UInt64
     private var cache: [Float]?
 
     /// Extensions treated as image files.
@@ -139,22 +143,28 @@ public final class ImageFolderDataset {
         let n = candidates.count
         var samples = useCache ? [Float](repeating: 0, count: n * per) : []
         var problems = [String?](repeating: nil, count: n)
+        var hashes = [UInt64](repeating: 0, count: n)
         let opts = ImageDecodeOptions(channels: channels, maxPixels: maxPixels)
         samples.withUnsafeMutableBufferPointer { sbuf in
             problems.withUnsafeMutableBufferPointer { pbuf in
-                let sbase = useCache ? sbuf.baseAddress : nil, pbase = pbuf.baseAddress!
-                // One image is heavy work: split across Threads.count (the --threads setting).
-                parallelFor(n, cost: parallelThreshold) { range in
-                    for i in range {
-                        do {
-                            let im = try ImageFolderDataset.loadSample(candidates[i], size: size, options: opts)
-                            if let sb = sbase {
-                                im.pixels.withUnsafeBufferPointer { (sb + i * per).update(from: $0.baseAddress!, count: per) }
+                hashes.withUnsafeMutableBufferPointer { hbuf in
+                    let sbase = useCache ? sbuf.baseAddress : nil, pbase = pbuf.baseAddress!, hbase = hbuf.baseAddress!
+                    // One image is heavy work: split across Threads.count (the --threads setting).
+                    parallelFor(n, cost: parallelThreshold) { range in
+                        for i in range {
+                            do {
+                                let im = try ImageFolderDataset.loadSample(candidates[i], size: size, options: opts)
+                                var hash = FNV1a64()
+                                hash.combine(im.pixels)
+                                hbase[i] = hash.value
+                                if let sb = sbase {
+                                    im.pixels.withUnsafeBufferPointer { (sb + i * per).update(from: $0.baseAddress!, count: per) }
+                                }
+                            } catch let e as ImageError {
+                                pbase[i] = e.reason
+                            } catch {
+                                pbase[i] = "\(error)"
                             }
-                        } catch let e as ImageError {
-                            pbase[i] = e.reason
-                        } catch {
-                            pbase[i] = "\(error)"
                         }
                     }
                 }
@@ -180,6 +190,9 @@ public final class ImageFolderDataset {
             }
         }
         self.files = keep.map { candidates[$0] }
+        var fingerprint = FNV1a64()
+        for i in keep { fingerprint.combine(hashes[i]) }
+        self.fingerprint = fingerprint.value
         self.skipped = bad
         self.cache = useCache ? samples : nil
     }

@@ -65,6 +65,26 @@ public struct TextCorpus {
     /// The normalised text (rebuilt from the tokens; not stored).
     public var text: String { vocabulary.decode(tokens) }
 
+    /// The 64-bit FNV-1a hash (``FNV1a64``) of the normalised text as UTF-8 (the file's bytes after
+    /// the byte-order mark is dropped and line endings are normalised): with ``count``, what a
+    /// checkpoint records of its corpus, so that a resume on another text is refused. It does not
+    /// depend on the vocabulary the text is encoded with.
+    public var fingerprint: UInt64 {
+        let encoded: [[UInt8]] = vocabulary.scalars.map { Array(String($0).utf8) }
+        var hash = FNV1a64()
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 16)
+        for t in tokens {
+            buffer.append(contentsOf: encoded[Int(t)])
+            if buffer.count >= (1 << 16) - 4 {
+                hash.combine(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        hash.combine(buffer)
+        return hash.value
+    }
+
     /// Reads a UTF-8 text file and builds its vocabulary, or encodes it with `vocabulary` (when
     /// resuming or fine-tuning a model, whose symbols are fixed).
     /// - Throws: ``TextError/fileNotFound(file:)``, ``TextError/notAFile(file:)``,

@@ -23,14 +23,24 @@ public final class GANImageData {
     public let size: Int
     /// 1 or 3.
     public let channels: Int
+    /// The 64-bit FNV-1a hash (``GenData/FNV1a64``) of the images: the bytes of an IDX source, or
+    /// the converted images of a folder (``GenData/ImageFolderDataset/fingerprint``).
+    public let sourceHash: UInt64
     private let folder: ImageFolderDataset?
     private let memory: [Float]
 
-    private init(summary: String, count: Int, size: Int, channels: Int, folder: ImageFolderDataset?, memory: [Float]) {
+    /// What a checkpoint records of these images, so that a resume on other images is refused.
+    public var fingerprint: DataFingerprint {
+        DataFingerprint(images: count, size: size, channels: channels, hash: sourceHash)
+    }
+
+    private init(summary: String, count: Int, size: Int, channels: Int, sourceHash: UInt64, folder: ImageFolderDataset?,
+                 memory: [Float]) {
         self.summary = summary
         self.count = count
         self.size = size
         self.channels = channels
+        self.sourceHash = sourceHash
         self.folder = folder
         self.memory = memory
     }
@@ -55,7 +65,8 @@ public final class GANImageData {
                 let ds = try ImageFolderDataset(directory: path, size: size, channels: channels, skipInvalid: skipInvalid,
                                                 maxPixels: maxPixels, warn: warn)
                 return GANImageData(summary: "folder \(path): \(ds.count) images" + (ds.skipped.isEmpty ? "" : " (\(ds.skipped.count) skipped)"),
-                                    count: ds.count, size: size, channels: channels, folder: ds, memory: [])
+                                    count: ds.count, size: size, channels: channels, sourceHash: ds.fingerprint,
+                                    folder: ds, memory: [])
             }
             return try fromIDX(IDXFile(path: path), size: size, channels: channels)
         }
@@ -118,8 +129,10 @@ public final class GANImageData {
             }
         }
         if let failure { throw DatasetError.inconsistent(path: v.path, reason: failure) }
+        var hash = FNV1a64()
+        hash.combine(v.bytes)
         return GANImageData(summary: "\(label): \(n) images of \(w)x\(h)x\(c)", count: n, size: size, channels: channels,
-                            folder: nil, memory: out)
+                            sourceHash: hash.value, folder: nil, memory: out)
     }
 
     /// The images at `indices` as `[B, size, size, channels]` in [-1, 1].

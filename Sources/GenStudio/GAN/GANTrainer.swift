@@ -117,6 +117,9 @@ public struct GANTrainingState: Codable, Equatable {
     /// Losses of the steps since the last multiple of `logEvery` (where `metrics.csv` rows fall),
     /// so that the row after a resume averages the same steps as without the interruption.
     public var logWindow: [GANStepLosses] = []
+    /// The images the run trains on (nil in checkpoints written before it was kept; only
+    /// ``dataCount`` is checked then): a resume on other images is refused.
+    public var dataFingerprint: DataFingerprint?
 
     /// A fresh state at step 0.
     public init(rng: RandomGenerator, data: DataPosition, dataCount: Int) {
@@ -125,9 +128,10 @@ public struct GANTrainingState: Codable, Equatable {
         self.dataCount = dataCount
     }
 
-    private enum CodingKeys: String, CodingKey { case step, rng, data, dataCount, elapsed, logWindow }
+    private enum CodingKeys: String, CodingKey { case step, rng, data, dataCount, elapsed, logWindow, dataFingerprint }
 
-    /// Decodes a state; `logWindow` is absent from checkpoints written before it was kept, and is then empty.
+    /// Decodes a state; `logWindow` and `dataFingerprint` are absent from checkpoints written before
+    /// they were kept, and are then empty and nil.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         step = try c.decode(Int.self, forKey: .step)
@@ -136,6 +140,7 @@ public struct GANTrainingState: Codable, Equatable {
         dataCount = try c.decode(Int.self, forKey: .dataCount)
         elapsed = try c.decodeIfPresent(Double.self, forKey: .elapsed) ?? 0
         logWindow = try c.decodeIfPresent([GANStepLosses].self, forKey: .logWindow) ?? []
+        dataFingerprint = try c.decodeIfPresent(DataFingerprint.self, forKey: .dataFingerprint)
     }
 }
 
@@ -251,8 +256,10 @@ public final class GANTrainer {
         dOptimizer = try makeGANOptimizer(config.optimizer, learningRate: config.dLearningRate, beta1: config.adamBeta1)
         gOptimizer = try makeGANOptimizer(config.optimizer, learningRate: config.gLearningRate, beta1: config.adamBeta1)
         state = GANTrainingState(rng: rng, data: DataPosition(seed: config.seed ^ 0xDA7A), dataCount: data.count)
+        state.dataFingerprint = data.fingerprint
         if let restored, let resume {
             let st = restored.state
+            try data.fingerprint.requireSame(as: st.dataFingerprint, data: path, checkpoint: resume.path)
             guard st.dataCount == data.count else {
                 throw StudioError.incompatibleCheckpoint(path: resume.path, reason:
                     "the run was trained on \(st.dataCount) images, \(path) has \(data.count); exact resume needs the same data")
@@ -260,6 +267,8 @@ public final class GANTrainer {
             try GANTrainer.restore(generator: generator, discriminator: discriminator, dOptimizer: dOptimizer,
                                    gOptimizer: gOptimizer, from: restored.checkpoint, step: st.step, path: resume.path)
             state = st
+            // (A checkpoint written before fingerprints were kept gets these images' from now on.)
+            state.dataFingerprint = data.fingerprint
             // Rows fall at multiples of --log-every, which a resume may change: keep only the steps
             // since the last multiple of the current value.
             state.logWindow = Array(state.logWindow.suffix(state.step % config.logEvery))
@@ -513,6 +522,9 @@ public final class GANTrainer {
             try logWindow(final: true)
             if lastGrid?.lastPathComponent != String(format: "step-%06d.png", state.step) { try writeGrid() }
             if !history.isEmpty { try writeLossCurve() }
+            // The time the checkpoint is written, after the row and pictures: a resumed session's
+            // rows then never show less than this one's.
+            state.elapsed = elapsedTotal()
             try saveCheckpoint()
         }
         record.finished = ISO8601DateFormatter().string(from: Date())

@@ -155,16 +155,20 @@ public struct TextTrainingState: Codable, Equatable {
     public var epochLossSum = 0.0
     /// Steps summed in ``epochLossSum``.
     public var epochLossCount = 0
+    /// The corpus the run trains on (nil in checkpoints written before it was kept): a resume on
+    /// another text is refused.
+    public var dataFingerprint: DataFingerprint?
 
     /// A fresh state at step 0.
     public init(rng: RandomGenerator) { self.rng = rng }
 
     private enum CodingKeys: String, CodingKey {
         case step, epoch, batchInEpoch, rng, elapsed, bestValidationBitsPerCharacter, bestValidationStep, epochLossSum, epochLossCount
+        case dataFingerprint
     }
 
-    /// Decodes a state; the epoch loss sums are absent from checkpoints written before they were
-    /// kept, and are then 0.
+    /// Decodes a state; the epoch loss sums and the data fingerprint are absent from checkpoints
+    /// written before they were kept, and are then 0 and nil.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         step = try c.decode(Int.self, forKey: .step)
@@ -176,6 +180,7 @@ public struct TextTrainingState: Codable, Equatable {
         bestValidationStep = try c.decodeIfPresent(Int.self, forKey: .bestValidationStep)
         epochLossSum = try c.decodeIfPresent(Double.self, forKey: .epochLossSum) ?? 0
         epochLossCount = try c.decodeIfPresent(Int.self, forKey: .epochLossCount) ?? 0
+        dataFingerprint = try c.decodeIfPresent(DataFingerprint.self, forKey: .dataFingerprint)
     }
 }
 
@@ -332,6 +337,11 @@ public final class TextTrainer {
             throw StudioError.incompatibleCheckpoint(path: resume?.path ?? "",
                 reason: "the corpus \(corpusURL.path) does not fit this checkpoint: \(TextError.unknownCharacters(missing))")
         }
+        // Exact resume needs the text the run was trained on, not just one with the same symbols.
+        let fingerprint = DataFingerprint(characters: corpus.count, hash: corpus.fingerprint)
+        if let restored, let resume {
+            try fingerprint.requireSame(as: restored.state.dataFingerprint, data: corpusURL.path, checkpoint: resume.path)
+        }
         let (trainTokens, valTokens) = corpus.split(validationFraction: config.validationSplit)
         let needed = config.sequenceLength + 1
         guard trainTokens.count >= needed else {
@@ -351,6 +361,8 @@ public final class TextTrainer {
             try TextTrainer.restore(model: model, optimizer: optimizer, from: restored.checkpoint, path: resume!.path)
             state = restored.state
         }
+        // (A checkpoint written before fingerprints were kept gets this corpus's from now on.)
+        state.dataFingerprint = fingerprint
 
         if restored != nil {
             // The saved data position must fit this corpus, and there must be steps left to train.
@@ -649,8 +661,10 @@ public final class TextTrainer {
             if state.batchInEpoch >= batchesPerEpoch {
                 state.epoch += 1
                 state.batchInEpoch = 0
-                state.elapsed = elapsedTotal()
                 try endOfEpochWork(epochDone: state.epoch)
+                // The time the checkpoint is written, after the epoch's evaluation, row and samples:
+                // a resumed session's rows then never show less than this one's.
+                state.elapsed = elapsedTotal()
                 try saveCheckpoint()
             } else if state.step != totalSteps {
                 // (The last step's evaluation and checkpoint are the final ones, below.)
@@ -700,6 +714,7 @@ public final class TextTrainer {
                 String(format: "%.1f", state.elapsed), String(format: "%.1f", meter.rate)])
             finalSamples = makeSamples(epoch: state.epoch + 1)
             try writeSamples(finalSamples, name: String(format: "final-step-%d.txt", state.step))
+            state.elapsed = elapsedTotal()   // (after the row: see the epoch end)
             try saveCheckpoint()
         } else {
             if idleResume && lastValBPC == nil { lastValBPC = validationBitsPerCharacter() }

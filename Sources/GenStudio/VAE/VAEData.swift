@@ -40,6 +40,16 @@ public struct VAEData {
     public let labelNames: [String]?
     /// Whether the evaluation images are the training images (too few images to hold some out).
     public let evaluatesOnTrainingSet: Bool
+    /// The 64-bit FNV-1a hash (``GenData/FNV1a64``) of the source's images: the bytes of the IDX
+    /// images (training split, then test split when there is one), or the converted images of an
+    /// image folder. With the counts, size and channels, what a checkpoint records of its data
+    /// (``DataFingerprint``), so that a resume on other images is refused.
+    public let sourceHash: UInt64
+
+    /// What a checkpoint records of these images.
+    public var fingerprint: DataFingerprint {
+        DataFingerprint(images: trainCount, size: size, channels: channels, hash: sourceHash)
+    }
 
     /// Floats per image.
     public var sampleSize: Int { size * size * channels }
@@ -121,7 +131,7 @@ public struct VAEData {
             let classes = Array(Set(groups)).sorted()
             let labels = classes.count > 1 ? groups.map { classes.firstIndex(of: $0) ?? 0 } : nil
             return split(all: all, count: folder.count, labels: labels, labelNames: classes.count > 1 ? classes : nil,
-                         description: "image folder \(spec) (\(folder.count) images\(folder.skipped.isEmpty ? "" : ", \(folder.skipped.count) skipped"))",
+                         sourceHash: folder.fingerprint, description: "image folder \(spec) (\(folder.count) images\(folder.skipped.isEmpty ? "" : ", \(folder.skipped.count) skipped"))",
                          size: size, channels: channels)
         }
         // A single IDX images file, with a sibling labels file when there is one.
@@ -140,7 +150,9 @@ public struct VAEData {
             .appendingPathComponent(URL(fileURLWithPath: spec).lastPathComponent.replacingOccurrences(of: "images-idx3", with: "labels-idx1")).path
         if labelsPath != spec, let l = try? IDXFile(path: labelsPath), l.shape == [n] { labels = l.integers().map { max($0, 0) } }
         let converted = try convert(values, count: n, height: h, width: w, channels: c, size: size, to: channels)
-        return split(all: converted, count: n, labels: labels, labelNames: nil, description: "IDX file \(spec) (\(n) images \(w)x\(h))",
+        var hash = FNV1a64()
+        hash.combine(idx.payload)
+        return split(all: converted, count: n, labels: labels, labelNames: nil, sourceHash: hash.value, description: "IDX file \(spec) (\(n) images \(w)x\(h))",
                      size: size, channels: channels)
     }
 
@@ -150,12 +162,16 @@ public struct VAEData {
             return try convert(v, count: d.count, height: d.height, width: d.width, channels: 1, size: size, to: channels)
         }
         let tr = try floats(train)
+        var hash = FNV1a64()
+        hash.combine(train.pixels)
         guard let test else {
-            return split(all: tr, count: train.count, labels: train.labels, labelNames: nil, description: name, size: size, channels: channels)
+            return split(all: tr, count: train.count, labels: train.labels, labelNames: nil, sourceHash: hash.value,
+                         description: name, size: size, channels: channels)
         }
+        hash.combine(test.pixels)
         return VAEData(description: name, size: size, channels: channels, train: tr, trainCount: train.count,
                        test: try floats(test), testCount: test.count, testLabels: test.labels, labelNames: nil,
-                       evaluatesOnTrainingSet: false)
+                       evaluatesOnTrainingSet: false, sourceHash: hash.value)
     }
 
     /// Converts `count` HWC images to `size`×`size`×`channels` (the image-folder rule: channel
@@ -173,13 +189,13 @@ public struct VAEData {
     }
 
     /// Holds out a tenth (fixed seed) when there are at least 20 images; else evaluates on all of them.
-    static func split(all: [Float], count: Int, labels: [Int]?, labelNames: [String]?, description: String,
-                      size: Int, channels: Int) -> VAEData {
+    static func split(all: [Float], count: Int, labels: [Int]?, labelNames: [String]?, sourceHash: UInt64,
+                      description: String, size: Int, channels: Int) -> VAEData {
         let per = size * size * channels
         guard count >= 20 else {
             return VAEData(description: description + "; fewer than 20 images: evaluated on the training images",
                            size: size, channels: channels, train: all, trainCount: count, test: all, testCount: count,
-                           testLabels: labels, labelNames: labelNames, evaluatesOnTrainingSet: true)
+                           testLabels: labels, labelNames: labelNames, evaluatesOnTrainingSet: true, sourceHash: sourceHash)
         }
         var rng = RandomGenerator(seed: 0x7E57_5EED)
         let order = rng.permutation(count)
@@ -192,6 +208,7 @@ public struct VAEData {
         }
         return VAEData(description: description + "; \(held) held out for evaluation", size: size, channels: channels,
                        train: gather(trainIdx), trainCount: trainIdx.count, test: gather(testIdx), testCount: held,
-                       testLabels: labels.map { l in testIdx.map { l[$0] } }, labelNames: labelNames, evaluatesOnTrainingSet: false)
+                       testLabels: labels.map { l in testIdx.map { l[$0] } }, labelNames: labelNames, evaluatesOnTrainingSet: false,
+                       sourceHash: sourceHash)
     }
 }

@@ -106,6 +106,9 @@ public struct VAETrainingState: Codable, Equatable {
     public var epochLossSum = 0.0
     /// Images summed in ``epochLossSum``.
     public var epochImages = 0
+    /// The images the run trains on (nil in checkpoints written before it was kept): a resume on
+    /// other images is refused.
+    public var dataFingerprint: DataFingerprint?
 
     /// A fresh state at step 0.
     public init(position: DataPosition, rng: RandomGenerator) {
@@ -113,10 +116,10 @@ public struct VAETrainingState: Codable, Equatable {
         self.rng = rng
     }
 
-    private enum CodingKeys: String, CodingKey { case step, epoch, position, rng, elapsed, epochLossSum, epochImages }
+    private enum CodingKeys: String, CodingKey { case step, epoch, position, rng, elapsed, epochLossSum, epochImages, dataFingerprint }
 
-    /// Decodes a state; the epoch loss sums are absent from checkpoints written before they were
-    /// kept, and are then 0.
+    /// Decodes a state; the epoch loss sums and the data fingerprint are absent from checkpoints
+    /// written before they were kept, and are then 0 and nil.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         step = try c.decode(Int.self, forKey: .step)
@@ -126,6 +129,7 @@ public struct VAETrainingState: Codable, Equatable {
         elapsed = try c.decodeIfPresent(Double.self, forKey: .elapsed) ?? 0
         epochLossSum = try c.decodeIfPresent(Double.self, forKey: .epochLossSum) ?? 0
         epochImages = try c.decodeIfPresent(Int.self, forKey: .epochImages) ?? 0
+        dataFingerprint = try c.decodeIfPresent(DataFingerprint.self, forKey: .dataFingerprint)
     }
 }
 
@@ -260,6 +264,8 @@ public final class VAETrainer {
         state = VAETrainingState(position: DataPosition(seed: config.seed), rng: rng)
         if let restored {
             let path = resume?.path ?? ""
+            // Exact resume needs the images the run was trained on (--data, or the checkpoint's source).
+            try data.fingerprint.requireSame(as: restored.state.dataFingerprint, data: config.data ?? "fashion-mnist", checkpoint: path)
             try restoreParameters(model.parameters, from: restored.checkpoint, path: path)
             try restoreOptimizer(optimizer, step: restored.state.step, parameters: model.parameters, from: restored.checkpoint, path: path)
             guard restored.state.position.indexInEpoch <= data.trainCount, restored.state.step >= 0, restored.state.epoch >= 0 else {
@@ -267,6 +273,8 @@ public final class VAETrainer {
             }
             state = restored.state
         }
+        // (A checkpoint written before fingerprints were kept gets these images' from now on.)
+        state.dataFingerprint = data.fingerprint
         folder = try trainingFolder(output: output, resume: resume, generator: "vae", rewrites: [])
         record = RunRecord(generator: "vae", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
         record.settings["data_description"] = data.description
@@ -471,8 +479,10 @@ public final class VAETrainer {
                                   unit: "nats/image", rate: meter.rate, rateUnit: "samples/s", elapsed: elapsedTotal(), eta: eta))
             if sampler.epochFinished {
                 state.epoch += 1
-                state.elapsed = elapsedTotal()
                 try endOfRound(epochLabel: state.epoch, prefix: String(format: "epoch-%03d", state.epoch), endOfEpoch: true)
+                // The time the checkpoint is written, after the round's evaluation, row and pictures:
+                // a resumed session's rows then never show less than this one's.
+                state.elapsed = elapsedTotal()
                 try saveCheckpoint()
             } else if let every = config.checkpointEvery, state.step % every == 0 {
                 state.elapsed = elapsedTotal()
@@ -484,6 +494,7 @@ public final class VAETrainer {
         state.elapsed = elapsedTotal()
         if stepsSinceRound > 0 || lastCheckpoint == nil {
             try endOfRound(epochLabel: state.epoch + 1, prefix: String(format: "final-step-%d", state.step), endOfEpoch: false)
+            state.elapsed = elapsedTotal()   // (after the row: see the epoch end)
             try saveCheckpoint()
         } else if lastEval == nil {
             lastEval = evaluate(round: state.step)
