@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time gen on the reference workloads (compare with ../shared/bench/run.sh in the same session).",
-        discussion: "Workloads: text (charlstm_train and charlstm_gen), vae (vae_train), dcgan, style (style_cached: VGG19 and SqueezeNet, 400x533). Prints one 'RESULT {json}' line per measurement."
+        discussion: "Workloads: text (charlstm_train and charlstm_gen), vae (vae_train), dcgan, style (style_cached: VGG19 and SqueezeNet, 400x533), deepdream (one gradient step at 350x467, 490x653 and 686x915). Prints one 'RESULT {json}' line per measurement."
     )
 
     @Argument(help: "Workload: text, vae, dcgan, style, deepdream.") var workload: String

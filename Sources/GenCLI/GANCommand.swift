@@ -194,6 +194,10 @@ struct GANSample: ParsableCommand {
                 folder.recordFailure(error, record: RunRecord(generator: "gan", arguments: CommandLine.arguments, settings: [:], seed: common.seed))
                 throw error
             }
+            // Samples or frames of an earlier, larger request in the same folder are not this one's.
+            warnAboutOlderFiles(in: folder.url, prefixes: ["sample-", "frame-"],
+                                written: Set(written.map(\.lastPathComponent)), what: ("sample or frame", "samples or frames"),
+                                notPartOf: "this output")
             print(written.map(\.path).joined(separator: "\n"))
         }
     }

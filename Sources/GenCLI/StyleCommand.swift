@@ -27,7 +27,7 @@ struct StyleCommand: ParsableCommand {
     @Argument(help: "Content image (PNG or JPEG).") var content: String
     @Argument(help: "One or more style images (PNG or JPEG).") var styles: [String] = []
 
-    @Option(help: "Network: squeezenet1_0 (default) or vgg19.") var network: String = "squeezenet1_0"
+    @Option(help: "Network: squeezenet1_0 (default; also 'squeezenet'), squeezenet1_1, vgg16 or vgg19 (the book's; VGG layers for vgg16 too).") var network: String = "squeezenet1_0"
     @Option(help: "Weights file (torchvision .pth or .safetensors); default: the cache folder (see 'gen weights').") var weights: String?
     @Flag(help: "Use random weights (timing and tests only: the result is not a stylisation).") var randomWeights = false
     @Option(help: "Content layers, comma-separated (default per network: fire7 for SqueezeNet, block5_conv2 for VGG19).")

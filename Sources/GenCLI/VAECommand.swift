@@ -31,7 +31,7 @@ struct VAETrain: ParsableCommand {
         """
     )
 
-    @Option(help: "Images: a dataset name (fashion-mnist, mnist), an IDX images file or folder (plain or gzip), or an image folder (any format, mode and size). Default: Fashion-MNIST from /usr/share/datasets/fashion-mnist.")
+    @Option(help: "Images: a dataset name (fashion-mnist; mnist when its IDX files are in $GEN_DATA/images/mnist, ./data/mnist or /usr/share/datasets/mnist), an IDX images file or folder (plain or gzip), or an image folder (any format, mode and size). Default: Fashion-MNIST from /usr/share/datasets/fashion-mnist.")
     var data: String?
     @Option(help: "Dimension of the latent space (book: 2).") var latentDim: Int = 2
     @Option(help: "Weight of the KL term (1 = the ELBO; other values give a beta-VAE).") var beta: Float = 1
@@ -186,12 +186,8 @@ struct VAESample: ParsableCommand {
             }
             if frames && ends.count == 2 {
                 // Frames of an earlier, longer interpolation in the same folder are not this one's.
-                let written = Set(pictures.map(\.1))
-                let stale = ((try? FileManager.default.contentsOfDirectory(atPath: folder.url.path)) ?? [])
-                    .filter { $0.hasPrefix("interpolation-") && $0.hasSuffix(".png") && !written.contains($0) }.sorted()
-                if let first = stale.first {
-                    printError("warning: \(folder.url.path) also holds \(stale.count) older interpolation frame\(stale.count == 1 ? "" : "s") (\(first)\(stale.count > 1 ? " … \(stale[stale.count - 1])" : "")) that are not part of this interpolation")
-                }
+                warnAboutOlderFiles(in: folder.url, prefixes: ["interpolation-"], written: Set(pictures.map(\.1)),
+                                    what: ("interpolation frame", "interpolation frames"), notPartOf: "this interpolation")
             }
             FileHandle.standardOutput.write(Data(out.utf8))
         }

@@ -124,6 +124,14 @@ final class GANCommandTests: XCTestCase {
         r = try gen(["gan", "sample", "--checkpoint", ckpt.path, "--count", "2", "--output", single.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try Image(contentsOf: single.appendingPathComponent("sample-002.png").path).width, 8)
+        XCTAssertFalse(r.stderr.contains("older"), r.stderr)
+        // Fewer samples into the same folder: the older sample-003 … are named, and kept.
+        r = try gen(["gan", "sample", "--checkpoint", ckpt.path, "--count", "4", "--output", single.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try gen(["gan", "sample", "--checkpoint", ckpt.path, "--count", "2", "--output", single.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("also holds 2 older samples or frames (sample-003.png … sample-004.png)"), r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: single.appendingPathComponent("sample-004.png").path))
     }
 
     func testBadInputsThroughTheBinary() throws {

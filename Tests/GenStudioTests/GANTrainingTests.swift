@@ -346,6 +346,17 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertTrue(b.scalars.allSatisfy { $0 >= -1 && $0 <= 1 })
     }
 
+    /// A folder of MNIST-layout IDX files (case 19: gzip-compressed without a .gz name) trains on
+    /// its training split, as `gen vae train` accepts it, with the same pixels as the plain copy.
+    func testCase19IDXFolderLoadsItsTrainingSplit() throws {
+        let gz = try GANImageData.load(try studioCasePath("case19_mnist_gzipped").path, size: 28, channels: 1, warn: { _ in })
+        let plain = try GANImageData.load(try studioCasePath("case19_mnist_reference").path, size: 28, channels: 1, warn: { _ in })
+        XCTAssertEqual(gz.count, plain.count)
+        XCTAssertGreaterThan(gz.count, 0)
+        XCTAssertTrue(gz.summary.contains("IDX files in"), gz.summary)
+        XCTAssertEqual(try gz.batch(Array(0..<gz.count)).scalars, try plain.batch(Array(0..<plain.count)).scalars)
+    }
+
     func testCollapseWarnings() throws {
         // Mode collapse: an untrained generator's samples barely vary compared with real images.
         let dir = try makeStudioTempDir(self)

@@ -60,3 +60,16 @@ func exitCode(for error: Error) -> Int32 {
     default: return 1
     }
 }
+
+/// Warns on stderr when `folder` holds PNG files named with one of `prefixes` that this command
+/// did not write (`written`: file names), e.g. samples 3 and 4 of an earlier `--count 4` in the
+/// folder of a `--count 2`. They are not deleted: they may be the user's.
+func warnAboutOlderFiles(in folder: URL, prefixes: [String], written: Set<String>, what: (one: String, many: String),
+                         notPartOf: String) {
+    let stale = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+        .filter { name in prefixes.contains { name.hasPrefix($0) } && name.hasSuffix(".png") && !written.contains(name) }
+        .sorted()
+    guard let first = stale.first else { return }
+    let range = stale.count > 1 ? "\(first) … \(stale[stale.count - 1])" : first
+    printError("warning: \(folder.path) also holds \(stale.count) older \(stale.count == 1 ? what.one : what.many) (\(range)) that \(stale.count == 1 ? "is" : "are") not part of \(notPartOf)")
+}

@@ -9,7 +9,7 @@ import GenData
 /// - a folder of PNG/JPEG files, read recursively (``GenData/ImageFolderDataset``: mixed sizes,
 ///   gray/RGB/RGBA/palette/16-bit/CMYK all converted; bad files reported together before training);
 /// - an IDX file (MNIST layout, plain or gzip-compressed): uint8 `[N, H, W]` or `[N, H, W, C]`
-///   with C = 1 or 3;
+///   with C = 1 or 3, or a folder holding `train-images-idx3-ubyte[.gz]` and its labels file;
 /// - the name `mnist` or `fashion-mnist` (training split, see ``GenData/MNISTDataset``) when no
 ///   file of that name exists.
 /// Every image is scaled to cover `size × size` (aspect kept) and centre-cropped, then converted
@@ -47,7 +47,8 @@ public final class GANImageData {
 
     /// Loads and checks every image before training starts.
     /// - Parameters:
-    ///   - path: a folder, an IDX file, or `mnist` / `fashion-mnist`.
+    ///   - path: a folder (of images, or of MNIST-layout IDX files: its training split), an IDX
+    ///     file, or `mnist` / `fashion-mnist`.
     ///   - maxPixels: for folders, the largest accepted width×height of a file's header.
     ///   - warn: receives one line per skipped file (with `skipInvalid`).
     /// - Throws: ``GenData/DatasetError`` (folder without images, invalid files listed together,
@@ -62,6 +63,13 @@ public final class GANImageData {
         let fm = FileManager.default
         if fm.fileExists(atPath: path, isDirectory: &isDir) {
             if isDir.boolValue {
+                // A folder of MNIST-layout IDX files (as `gen vae train` takes): its training split.
+                let names = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+                if names.contains(where: { $0.hasPrefix("train-images-idx3-ubyte") }) {
+                    let ds = try MNISTDataset.load(name: "mnist", split: .train, searchPaths: [path])
+                    let raw = IDXFileView(path: ds.imagesPath, shape: [ds.count, ds.height, ds.width], bytes: ds.pixels)
+                    return try fromRaw(raw, size: size, channels: channels, label: "IDX files in \(path) (\(ds.imagesPath))")
+                }
                 let ds = try ImageFolderDataset(directory: path, size: size, channels: channels, skipInvalid: skipInvalid,
                                                 maxPixels: maxPixels, warn: warn)
                 return GANImageData(summary: "folder \(path): \(ds.count) images" + (ds.skipped.isEmpty ? "" : " (\(ds.skipped.count) skipped)"),
