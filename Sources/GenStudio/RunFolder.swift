@@ -72,6 +72,10 @@ public struct RunFolder {
         }
         self.created = created
         self.createdRoot = createdRoot
+        if created, let root = createdRoot {
+            // A second Ctrl-C ends the process at once: it removes this folder then if still empty.
+            PendingCreatedFolder.set(url.standardizedFileURL.path, createdRoot: root.standardizedFileURL.path)
+        }
         guard FileManager.default.isWritableFile(atPath: url.path) else {
             throw StudioError.cannotCreateFolder(path: url.path, reason: "folder is not writable")
         }

@@ -250,3 +250,48 @@ final class BroadcastShapeTests: XCTestCase {
         for a in shapes { for b in shapes { XCTAssertEqual(broadcastShape(a, b), broadcastShape(b, a), "\(a) \(b)") } }
     }
 }
+
+/// The empty-run-folder removal of a second Ctrl-C (``PendingCreatedFolder``), called directly.
+final class PendingCreatedFolderTests: XCTestCase {
+    func testRemovesOnlyEmptyFoldersThisProcessMade() throws {
+        let base = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gen-pending-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: base) }
+        let fm = FileManager.default
+        // Made a/b/c (a was missing): all three go.
+        let c = base.appendingPathComponent("a/b/c")
+        try fm.createDirectory(at: c, withIntermediateDirectories: true)
+        PendingCreatedFolder.set(c.path, createdRoot: base.appendingPathComponent("a").path)
+        PendingCreatedFolder.removeOnAbort()
+        XCTAssertFalse(fm.fileExists(atPath: base.appendingPathComponent("a").path))
+        XCTAssertTrue(fm.fileExists(atPath: base.path))
+        // Made only c (a/b existed): c goes, a/b stays.
+        try fm.createDirectory(at: c, withIntermediateDirectories: true)
+        PendingCreatedFolder.set(c.path, createdRoot: c.path)
+        PendingCreatedFolder.removeOnAbort()
+        XCTAssertFalse(fm.fileExists(atPath: c.path))
+        XCTAssertTrue(fm.fileExists(atPath: base.appendingPathComponent("a/b").path))
+        // A folder holding a file stays, and so do the ones above it.
+        try fm.createDirectory(at: c, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: c.appendingPathComponent("checkpoint.safetensors"))
+        PendingCreatedFolder.set(c.path, createdRoot: base.appendingPathComponent("a").path)
+        PendingCreatedFolder.removeOnAbort()
+        XCTAssertTrue(fm.fileExists(atPath: c.appendingPathComponent("checkpoint.safetensors").path))
+        // A root that is not an ancestor, a relative path, or a cleared slot: nothing happens.
+        let d = base.appendingPathComponent("d")
+        try fm.createDirectory(at: d, withIntermediateDirectories: true)
+        PendingCreatedFolder.set(d.path, createdRoot: base.appendingPathComponent("a").path)
+        PendingCreatedFolder.removeOnAbort()
+        PendingCreatedFolder.set("relative/d", createdRoot: "relative")
+        PendingCreatedFolder.removeOnAbort()
+        PendingCreatedFolder.set(d.path, createdRoot: d.path)
+        PendingCreatedFolder.clear()
+        PendingCreatedFolder.removeOnAbort()
+        XCTAssertTrue(fm.fileExists(atPath: d.path))
+        // A prefix that is not a whole folder name ("/x/ab" is not under "/x/a") is refused.
+        let ab = base.appendingPathComponent("ab")
+        try fm.createDirectory(at: ab, withIntermediateDirectories: true)
+        PendingCreatedFolder.set(ab.path, createdRoot: base.appendingPathComponent("a").path)
+        PendingCreatedFolder.removeOnAbort()
+        XCTAssertTrue(fm.fileExists(atPath: ab.path))
+    }
+}

@@ -74,10 +74,12 @@ enum Interrupt {
     static func install() {
         guard !installed else { return }
         installed = true
-        PendingTemporaryFile.prepare()      // its buffer exists before any signal: no allocation in the handler
+        PendingTemporaryFile.prepare()      // the buffers exist before any signal: no allocation in the handler
+        PendingCreatedFolder.prepare()
         let handler: @convention(c) (Int32) -> Void = { _ in
             if Interrupt.requested {
                 PendingTemporaryFile.removeOnAbort()    // no half-written .tmp file left behind
+                PendingCreatedFolder.removeOnAbort()    // nor an empty run folder
                 _exit(130)
             }
             Interrupt.requested = true

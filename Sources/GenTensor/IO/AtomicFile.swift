@@ -268,3 +268,58 @@ public enum PendingTemporaryFile {
         if buffer[0] != 0 { _ = unlink(buffer) }
     }
 }
+
+/// The output folder this process made for its run (and the outermost folder it made on the way,
+/// for `-o a/b/c`), for a signal handler that ends the process at once (a second Ctrl-C before
+/// the first training step): ``removeOnAbort()`` removes those folders when they are still empty,
+/// so an aborted run leaves no empty run folder behind. One slot: a process makes one run folder.
+public enum PendingCreatedFolder {
+    /// Path bytes of the deepest folder, NUL-terminated; byte 0 is written last on set and first
+    /// on clear, so a handler never reads a half-written path as complete.
+    nonisolated(unsafe) static let buffer: UnsafeMutablePointer<CChar> = {
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 4097)
+        p.initialize(repeating: 0, count: 4097)
+        return p
+    }()
+    /// Length of the outermost created folder's path, a prefix of the buffer's path.
+    nonisolated(unsafe) static var rootLength = 0
+
+    /// Records `path` (absolute), made by this process together with the folders above it up to
+    /// `createdRoot` (absolute, `path` itself or one of its ancestors). Paths over 4,096 bytes, or
+    /// a root that is not a prefix of `path`, are not recorded.
+    public static func set(_ path: String, createdRoot: String) {
+        buffer[0] = 0
+        let bytes = Array(path.utf8), root = Array(createdRoot.utf8)
+        guard !bytes.isEmpty, bytes.count <= 4096, bytes.first == UInt8(ascii: "/"), !root.isEmpty,
+              bytes.starts(with: root), bytes.count == root.count || bytes[root.count] == UInt8(ascii: "/") else { return }
+        rootLength = root.count
+        for (i, b) in bytes.enumerated().dropFirst() { buffer[i] = CChar(bitPattern: b) }
+        buffer[bytes.count] = 0
+        buffer[0] = CChar(bitPattern: bytes[0])
+    }
+
+    /// Forgets the recorded folder.
+    public static func clear() { buffer[0] = 0 }
+
+    /// Allocates the path buffer now (it is made on first use): call it before installing a signal
+    /// handler that calls ``removeOnAbort()``, which must not allocate.
+    public static func prepare() { _ = buffer }
+
+    /// Removes the recorded folder if it is empty, then each empty folder above it up to the
+    /// outermost one this process made. Async-signal-safe (only `rmdir`): call it from a signal
+    /// handler right before `_exit`. A folder that holds anything stays, and so do those above it.
+    public static func removeOnAbort() {
+        guard buffer[0] != 0 else { return }
+        var n = 0
+        while n < 4096 && buffer[n] != 0 { n += 1 }
+        while true {
+            if rmdir(buffer) != 0 { return }                // not empty, or gone: stop
+            if n <= rootLength { return }                   // the outermost folder made is removed
+            var i = n - 1
+            while i > 0 && buffer[i] != 47 { i -= 1 }      // the last "/"
+            if i < rootLength { return }
+            buffer[i] = 0
+            n = i
+        }
+    }
+}
