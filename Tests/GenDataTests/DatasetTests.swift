@@ -151,6 +151,7 @@ final class DatasetTests: XCTestCase {
         assertIDXError(idx(0x08, [10, 28, 28], payload: [UInt8](repeating: 0, count: 100)), ["shorter than its header declares", "7856", "found 116"])
         assertIDXError([0, 0, 8, 3, 0, 0], ["shorter than its header", "found 6"])
         assertIDXError([0, 0], ["shorter than its header", "found 2"])
+        assertIDXError([], ["empty file (0 bytes)"])
         // A PNG given as IDX names what it looks like.
         let png = try Image(width: 2, height: 2, channels: 1, repeating: 0).encoded(as: .png)
         assertIDXError(png, ["wrong magic", "PNG"])

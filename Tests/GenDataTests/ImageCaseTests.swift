@@ -147,6 +147,32 @@ final class ImageCaseTests: XCTestCase {
         XCTAssertEqual(try ImageInfo.read(path: try casePath("case13_png_named.jpg")).format, .png)
     }
 
+    /// The output format comes from the extension; a folder given as the output is named as one.
+    func testOutputFormatFromPath() throws {
+        XCTAssertEqual(try ImageFileFormat(path: "a.PNG"), .png)
+        XCTAssertEqual(try ImageFileFormat(path: "b.jpeg"), .jpeg)
+        assertImageError(["c.gif", "extension '.gif'"]) { _ = try ImageFileFormat(path: "c.gif") }
+        let folder = NSTemporaryDirectory()
+        assertImageError(["is a folder"]) { _ = try ImageFileFormat(path: folder) }
+    }
+
+    /// A file cut off inside the PNG or JPEG signature is a truncated image, not "not an image".
+    func testCutInsideTheSignatureIsTruncated() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gen-sig-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (name, bytes, expected) in [("a.jpg", [UInt8]([0xFF, 0xD8]), "truncated/corrupt JPEG: the file ends after 2 bytes"),
+                                        ("b.png", [0x89, 0x50, 0x4E], "truncated/corrupt PNG: the file ends after 3 bytes"),
+                                        ("c.png", [0xFF], "truncated/corrupt JPEG: the file ends after 1 byte,")] {
+            let url = dir.appendingPathComponent(name)
+            try Data(bytes).write(to: url)
+            assertImageError([name, expected]) { _ = try Image(contentsOf: url.path) }
+        }
+        let other = dir.appendingPathComponent("d.png")
+        try Data([0x89, 0x51]).write(to: other)
+        assertImageError(["not an image"]) { _ = try Image(contentsOf: other.path) }
+    }
+
     // case17: a folder mixing gray, RGBA, palette, 16-bit, CMYK and sizes loads at one shape.
     func testCase17MixedFolder() throws {
         guard casesDirectory() != nil else { throw XCTSkip("shared cases not found") }

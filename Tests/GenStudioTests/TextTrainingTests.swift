@@ -511,6 +511,20 @@ final class TextTrainingTests: XCTestCase {
             XCTAssertTrue("\(e)".contains(corpus.path))
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        // Long enough as a whole, but not its training part once half is held out: the message
+        // says which part is short and why (the newcomer review read "3687 characters" as the corpus).
+        let twelve = try writeCorpus("abcdefghijkl", named: "twelve.txt", in: dir)
+        var c = tinyConfig()
+        c.validationSplit = 0.5
+        XCTAssertThrowsError(try TextTrainer(corpus: twelve, config: c, resume: nil, output: out,
+                                             arguments: [], progress: SilentProgress())) { e in
+            guard case TextError.trainingPartTooShort(_, let training, let total, let needed) = e else {
+                return XCTFail("expected trainingPartTooShort, got \(e)")
+            }
+            XCTAssertEqual([training, total, needed], [6, 12, c.sequenceLength + 1])
+            XCTAssertTrue("\(e)".contains("its training part has 6 characters (the last 6 of its 12 are held out"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
     }
 
     func testOutputThatIsAFileIsACleanError() throws {

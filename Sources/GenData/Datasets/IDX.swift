@@ -52,6 +52,9 @@ public struct IDXFile: Sendable {
     /// Parses IDX `bytes` (plain or gzip); `path` labels errors. - Throws: as ``init(path:)``.
     public init(bytes input: [UInt8], path: String = "<memory>") throws {
         self.path = path
+        if input.isEmpty {
+            throw DatasetError.invalidIDX(path: path, reason: "empty file (0 bytes): not an IDX file or image folder")
+        }
         var bytes = input
         var compressed = ""
         if bytes.count >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B {

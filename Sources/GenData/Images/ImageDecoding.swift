@@ -167,6 +167,11 @@ func decodeError(_ rc: Int32, msg: [CChar], bytes: [UInt8], path: String) -> Ima
     switch UInt32(bitPattern: rc) {
     case CIMG_ERR_UNKNOWN_FORMAT.rawValue:
         if bytes.isEmpty { return .empty(path: path) }
+        // Shorter than a signature but its start: a file cut off in its first bytes.
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], jpeg: [UInt8] = [0xFF, 0xD8, 0xFF]
+        for (signature, name) in [(png, "PNG"), (jpeg, "JPEG")] where bytes.count < signature.count && signature.starts(with: bytes) {
+            return .corrupt(path: path, format: name, reason: "truncated/corrupt \(name): the file ends after \(bytes.count) byte\(bytes.count == 1 ? "" : "s"), inside the \(name) signature")
+        }
         return .notAnImage(path: path, startsWith: bytes.withUnsafeBytes { describeLeadingBytes($0) })
     case CIMG_ERR_UNSUPPORTED.rawValue:
         if format == .png || format == .jpeg { return .unsupportedFeature(path: path, reason: text) }

@@ -10,12 +10,17 @@ public enum ImageFileFormat: String, Sendable, CaseIterable {
     case jpeg
 
     /// The format for a path's extension (`.png`; `.jpg`, `.jpeg`, `.jpe`), case-insensitive.
-    /// - Throws: ``ImageError/invalidArgument(_:)`` for any other extension.
+    /// - Throws: ``ImageError/invalidArgument(_:)`` for any other extension (naming an existing
+    ///   folder as such).
     public init(path: String) throws {
         switch (path as NSString).pathExtension.lowercased() {
         case "png": self = .png
         case "jpg", "jpeg", "jpe", "jfif": self = .jpeg
         case let ext:
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+                throw ImageError.invalidArgument("\(path) is a folder; give an image file name ending in .png, .jpg or .jpeg")
+            }
             throw ImageError.invalidArgument(
                 "\(path): cannot choose an output format from extension '\(ext.isEmpty ? "(none)" : "." + ext)'; use .png, .jpg or .jpeg")
         }

@@ -19,6 +19,9 @@ public enum TextError: Error, CustomStringConvertible, Equatable {
     case invalidUTF8(file: String, byteOffset: Int)
     /// The corpus has `length` symbols, fewer than the `needed` ones (e.g. one training window).
     case tooShort(file: String, length: Int, needed: Int)
+    /// The corpus's training part (`training` of its `total` symbols, the rest held out for
+    /// validation) is shorter than one training window of `needed` symbols.
+    case trainingPartTooShort(file: String, training: Int, total: Int, needed: Int)
     /// Symbols that are not in the vocabulary, each once, in order of first appearance.
     case unknownCharacters([Character])
 
@@ -33,6 +36,8 @@ public enum TextError: Error, CustomStringConvertible, Equatable {
             return "\(f): invalid UTF-8 at byte offset \(o) (text must be UTF-8; convert it, e.g. with iconv)"
         case .tooShort(let f, let l, let n):
             return "\(f): corpus is too short: \(l) characters, at least \(n) needed"
+        case .trainingPartTooShort(let f, let t, let all, let n):
+            return "\(f): corpus is too short: its training part has \(t) characters (the last \(all - t) of its \(all) are held out for validation, --validation-split), and one window needs \(n) (--seq-length + 1)"
         case .unknownCharacters(let cs):
             let shown = cs.prefix(20).map { c in
                 "'" + c.unicodeScalars.map { $0.escaped(asASCII: false) }.joined() + "'"

@@ -246,6 +246,8 @@ public final class StyleTransfer {
             throw e
         } catch let e as StudioError {
             throw e
+        } catch let e as CheckpointError {
+            throw e     // already "PATH: reason", as gen dream and gen classify report it
         } catch {
             throw StudioError.incompatibleCheckpoint(path: url.path, reason: "not usable as \(config.network) weights: \(error)")
         }

@@ -345,7 +345,9 @@ public final class TextTrainer {
         let (trainTokens, valTokens) = corpus.split(validationFraction: config.validationSplit)
         let needed = config.sequenceLength + 1
         guard trainTokens.count >= needed else {
-            throw TextError.tooShort(file: corpusURL.path, length: trainTokens.count, needed: needed)
+            throw valTokens.isEmpty ? TextError.tooShort(file: corpusURL.path, length: trainTokens.count, needed: needed)
+                : TextError.trainingPartTooShort(file: corpusURL.path, training: trainTokens.count,
+                                                 total: trainTokens.count + valTokens.count, needed: needed)
         }
         train = WindowSet(tokens: trainTokens, length: config.sequenceLength, stride: config.windowStride, targets: config.targets)
         validation = WindowSet(tokens: valTokens, length: config.sequenceLength, stride: 1, targets: .last)
