@@ -21,7 +21,7 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard ["text", "vae", "dcgan", "style", "deepdream"].contains(workload) else { throw ValidationError("unknown workload '\(workload)' (known: text, vae, dcgan, style, deepdream)") }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try validateThreads(threads)
         if !(budget > 0 && budget <= 3600) {
             throw ValidationError("--budget must be a number of seconds in (0, 3600] (got \(budget))")
         }

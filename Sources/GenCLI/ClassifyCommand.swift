@@ -66,7 +66,7 @@ struct ClassifyCommand: ParsableCommand {
     func validate() throws {
         if images.isEmpty { throw ValidationError("give at least one image file") }
         if !(1...1000).contains(top) { throw ValidationError("--top must be between 1 and 1000 (got \(top))") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+        try validateThreads(threads)
         if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
         guard let name = try? canonicalNetworkName(network) else {
             throw ValidationError("unknown --network '\(network)' (known: \(pretrainedNetworkNames.joined(separator: ", ")); aliases squeezenet, vgg, inception)")

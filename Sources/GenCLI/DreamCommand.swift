@@ -59,7 +59,7 @@ struct DreamCommand: ParsableCommand {
         if let s = saveEvery, s < 1 { throw ValidationError("--save-every must be at least 1 (got \(s))") }
         if let m = maxSize, m < 32 { throw ValidationError("--max-size must be at least 32 (got \(m))") }
         if maxPixels < 1 { throw ValidationError("--max-pixels must be positive") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+        try validateThreads(threads)
         if let output {
             let ext = (output as NSString).pathExtension.lowercased()
             guard ["png", "jpg", "jpeg"].contains(ext) else { throw ValidationError("--output must end in .png, .jpg or .jpeg (got '\(output)')") }

@@ -195,6 +195,13 @@ struct ImageCommand: ParsableCommand {
         /// Creates the command (ArgumentParser fills it in).
         init() {}
 
+        /// Checks `--threads`, `--repeats` and `--channels`.
+        func validate() throws {
+            try validateThreads(threads)
+            if repeats < 1 { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+            if channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3 (got \(channels))") }
+        }
+
         /// Decodes every file `repeats` times and prints the fastest pass.
         func run() throws {
             var files: [String] = []

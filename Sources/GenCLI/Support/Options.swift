@@ -3,6 +3,18 @@ import Foundation
 import GenTensor
 import GenStudio
 
+/// Most threads `--threads` accepts: far above any machine gen runs on, low enough that a typo
+/// (1000 for 10) is caught rather than starting a thousand partitions.
+let maximumThreads = 256
+
+/// Checks a `--threads` value: nil (all cores) or 1...``maximumThreads``.
+/// - Throws: `ValidationError` naming the option and the value.
+func validateThreads(_ threads: Int?) throws {
+    if let t = threads, !(1...maximumThreads).contains(t) {
+        throw ValidationError("--threads must be in 1...\(maximumThreads) (got \(t); this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+    }
+}
+
 /// Options every generator shares: seed, threads, output location, verbosity.
 struct CommonOptions: ParsableArguments {
     @Option(help: "Random seed: the same seed, machine and thread count give the same result.")
@@ -20,7 +32,7 @@ struct CommonOptions: ParsableArguments {
     init() {}
 
     func validate() throws {
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+        try validateThreads(threads)
         // An empty path (an unset shell variable) would mean the current folder.
         if output?.isEmpty == true { throw ValidationError("--output must not be empty") }
     }
