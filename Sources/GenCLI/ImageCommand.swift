@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import GenData
+import GenTensor
 
 /// `gen image`: inspect and convert image files with the same decoder every generator uses.
 ///
@@ -139,6 +140,8 @@ struct ImageCommand: ParsableCommand {
         func run() throws {
             do {
                 let format = try ImageFileFormat(path: output)
+                // A folder (or a write-protected file) where the output goes: refused before decoding.
+                if let problem = replacementRefusal(of: output) { throw ImageError.invalidArgument("\(output): \(problem)") }
                 guard bitDepth == 8 || bitDepth == 16 else { throw ImageError.invalidArgument("--bit-depth must be 8 or 16, got \(bitDepth)") }
                 guard (1...100).contains(quality) else { throw ImageError.invalidArgument("--quality must be in 1...100, got \(quality)") }
                 guard maxPixels > 0 else { throw ImageError.invalidArgument("--max-pixels must be positive") }

@@ -144,7 +144,8 @@ struct TextSample: ParsableCommand {
     var temperature: [String] = ["0.5"]
     @Option(help: "Sample only among the k most likely characters (0 = off).") var topK: Int = 0
     @Option(help: "Nucleus sampling: smallest set of characters with total probability ≥ p, in (0, 1].") var topP: Float = 1
-    @Option(help: "Text to start from (default: a newline, or a symbol of the vocabulary when it has none).") var prime: String?
+    // Unconditional: a prime may start with a dash ("-- said he"), which would otherwise read as an option.
+    @Option(parsing: .unconditional, help: "Text to start from (default: a newline, or a symbol of the vocabulary when it has none).") var prime: String?
     @Option(help: "Read the prime text from a UTF-8 file.") var primeFile: String?
     @Flag(help: "Drop prime characters missing from the vocabulary instead of failing.") var skipUnknown = false
     @Option(help: "Samples per temperature.") var count: Int = 1

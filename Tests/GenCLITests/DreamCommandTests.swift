@@ -291,6 +291,9 @@ final class DreamCommandTests: XCTestCase {
                                mentions: ["nosuchlayer", "fire9"])
         try assertCleanFailure(["dream", input.path, "--output", out, "--layers", "fire5:abc"] + fast, mentions: ["abc"])
         try assertCleanFailure(["dream", input.path, "--output", out, "--octave-scale", "1"] + fast, mentions: ["--octave-scale"])
+        // A --max-loss of 0 or below would stop every octave before its first step.
+        try assertCleanFailure(["dream", input.path, "--output", out, "--max-loss", "-5"] + fast, mentions: ["--max-loss must be a positive number (got -5.0)"])
+        try assertCleanFailure(["dream", input.path, "--output", out, "--max-loss", "0"] + fast, mentions: ["--max-loss"])
         try assertCleanFailure(["dream", input.path, "--output", out, "--tile-size", "8"] + fast, mentions: ["--tile-size"])
         try assertCleanFailure(["dream", input.path, "--output", dir.appendingPathComponent("out.gif").path] + fast, mentions: ["--output"])
         // A path through a file cannot be made: refused before any work, nothing written.

@@ -353,6 +353,27 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(fromFile.out.contains("the cat\n"), fromFile.out)
     }
 
+    /// `gen image convert`: a PNG to a JPEG; a folder or a write-protected file where the output
+    /// goes is refused before decoding, with the reason in plain words, and nothing is written.
+    func testImageConvertAndItsRefusals() throws {
+        var px = [Float](repeating: 0, count: 12 * 10 * 3)
+        for i in px.indices { px[i] = Float(i % 7) / 7 }
+        let input = dir.appendingPathComponent("in.png")
+        try Image(width: 12, height: 10, channels: 3, pixels: px).write(to: input.path)
+        let jpg = dir.appendingPathComponent("out.jpg")
+        let ok = try gen(["image", "convert", input.path, jpg.path])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(try Image(contentsOf: jpg.path).width, 12)
+        let folder = dir.appendingPathComponent("isdir.png")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false)
+        try assertCleanFailure(["image", "convert", input.path, folder.path], code: 2, mentions: ["isdir.png", "a folder is there"])
+        try assertCleanFailure(["image", "convert", input.path, dir.path], code: 2, mentions: ["is a folder"])
+        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: jpg.path)
+        let before = try Data(contentsOf: jpg)
+        try assertCleanFailure(["image", "convert", input.path, jpg.path, "--quality", "50"], code: 2, mentions: ["out.jpg", "write-protected"])
+        XCTAssertEqual(try Data(contentsOf: jpg), before)
+    }
+
     /// Dropout sits between stacked LSTM layers: with one layer it does nothing, and gen says so.
     func testDropoutWithOneLayerWarns() throws {
         let corpus = try write(Self.corpusText, "corpus.txt")

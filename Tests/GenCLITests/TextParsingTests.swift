@@ -169,6 +169,9 @@ final class TextParsingTests: XCTestCase {
         let kept = ["gen", "--quiet", "-q", "-1", "--seed=-3", "--out", "--", "--n", "-1"]
         XCTAssertEqual(joiningNegativeValues(kept), kept)
         XCTAssertEqual(joiningNegativeValues(["--n", "-x"]), ["--n", "-x"])
+        // A prime that starts with a dash is the prime, not an option.
+        let dash = try XCTUnwrap(try GenCommand.parseAsRoot(["text", "sample", "--checkpoint", "c", "--prime", "-e said"]) as? TextSample)
+        XCTAssertEqual(dash.prime, "-e said")
         let args = ["text", "sample", "--checkpoint", "c.safetensors", "--length", "-1"]
         XCTAssertThrowsError(try GenCommand.parseAsRoot(joiningNegativeValues(args))) { e in
             let message = GenCommand.fullMessage(for: e)

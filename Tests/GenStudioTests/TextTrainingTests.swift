@@ -333,6 +333,33 @@ final class TextTrainingTests: XCTestCase {
                                            optimizer: "rmsprop", stride: 8, batch: 4, total: 16, firstLeg: 7))
     }
 
+    /// best.safetensors written at an epoch's end resumes exactly too: the next epoch's train loss
+    /// (a sum carried in the checkpoint) equals the uninterrupted run's. (It was written before the
+    /// epoch's sums were reset, so the next epoch's loss included the previous one's.)
+    func testResumeFromBestWrittenAtAnEpochEnd() throws {
+        let dir = try makeStudioTempDir(self)
+        let corpus = try writeCorpus(syntheticText(count: 420, seed: 11), in: dir)
+        var c = tinyConfig(steps: nil)
+        c.epochs = 2
+        c.sampleLength = 10
+        let whole = try trainRun(corpus: corpus, config: c, output: dir.appendingPathComponent("whole"))
+        var one = c
+        one.epochs = 1
+        let first = try trainRun(corpus: corpus, config: one, output: dir.appendingPathComponent("first"))
+        let best = try XCTUnwrap(first.best?.checkpoint)
+        XCTAssertEqual(best.lastPathComponent, "best.safetensors")
+        let resumed = try trainRun(corpus: corpus, config: c, resume: best, output: dir.appendingPathComponent("resumed"))
+        func epochRow(_ folder: URL, epoch: String) throws -> [String]? {
+            try String(contentsOf: folder.appendingPathComponent("metrics.csv"), encoding: .utf8)
+                .split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+                .last { $0.count > 2 && $0[1] == epoch && !$0[2].isEmpty }
+        }
+        let a = try XCTUnwrap(try epochRow(whole.folder, epoch: "2")), b = try XCTUnwrap(try epochRow(resumed.folder, epoch: "2"))
+        XCTAssertEqual(a[0], b[0], "step")
+        XCTAssertEqual(a[2], b[2], "epoch 2's train loss after resuming from best.safetensors")
+        XCTAssertEqual(a[3], b[3], "validation")
+    }
+
     func testExactResumeWithSGDAfterAnEpochEnd() throws {
         // Resume point in the second epoch (11 steps/epoch, resume at 14).
         try checkExactResume(ResumeVariant(name: "all/sgd/second epoch", targets: .all, layers: 2, dropout: 0.1,

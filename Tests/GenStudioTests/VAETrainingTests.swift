@@ -122,6 +122,27 @@ final class VAETrainingTests: XCTestCase {
         XCTAssertEqual(try trainLoss(resumed.folder, step: "9"), epochEnd)
     }
 
+    /// `--data` given as a relative path is stored absolute, so a resume without `--data` works from
+    /// another working folder.
+    func testRelativeDataPathResumesFromAnotherFolder() throws {
+        let dir = try makeStudioTempDir(self)
+        _ = try writeBarsIDX(in: dir.appendingPathComponent("data"))
+        let fm = FileManager.default
+        let previous = fm.currentDirectoryPath
+        defer { fm.changeCurrentDirectoryPath(previous) }
+        XCTAssertTrue(fm.changeCurrentDirectoryPath(dir.path))
+        var relative = tinyVAEConfig(data: dir, steps: 4)
+        relative.data = "data"
+        let first = try train(relative, output: dir.appendingPathComponent("run"))
+        var c = tinyVAEConfig(data: dir, steps: 6)
+        c.data = nil
+        let elsewhere = dir.appendingPathComponent("elsewhere")
+        try fm.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        XCTAssertTrue(fm.changeCurrentDirectoryPath(elsewhere.path))
+        let resumed = try train(c, resume: first.checkpoint, output: nil)
+        XCTAssertEqual(resumed.steps, 6)
+    }
+
     /// A resumed session that takes no step (its step limit is already reached) reports the same
     /// test ELBO as the run that wrote the checkpoint: the evaluation noise depends on the step,
     /// not on which session evaluates.

@@ -153,7 +153,7 @@ public final class StyleTransfer {
         // Output location.
         var outFolder = output
         var result: URL?
-        if let o = output, ["png", "jpg", "jpeg"].contains(o.pathExtension.lowercased()) {
+        if let o = output, ["png", "jpg", "jpeg", "jpe", "jfif"].contains(o.pathExtension.lowercased()) {
             outFolder = o.deletingLastPathComponent()
             result = o
         } else if let o = output, StyleTransfer.otherImageExtensions.contains(o.pathExtension.lowercased()) {

@@ -590,9 +590,12 @@ public final class TextTrainer {
         func endOfEpochWork(epochDone: Int) throws {
             lastValBPC = validationBitsPerCharacter()
             lastValStep = state.step
-            try noteValidation(lastValBPC, elapsed: elapsedTotal())
+            try refuseDiverged(lastValBPC)
             let trainBPC = state.epochLossCount > 0 ? state.epochLossSum / Double(state.epochLossCount) * bitsPerNat : nil
             if let trainBPC { lastTrainBPC = trainBPC }
+            // The epoch's sums are done: every checkpoint of this step (best.safetensors below, the
+            // regular one after) starts the next epoch afresh, as an uninterrupted run does.
+            state.epochLossSum = 0; state.epochLossCount = 0
             var values: [(String, Double)] = []
             if let trainBPC { values.append(("train bits/char", trainBPC)) }
             if let v = lastValBPC { values.append(("validation bits/char", v)) }
@@ -604,7 +607,8 @@ public final class TextTrainer {
                 String(format: "%.1f", elapsedTotal()), String(format: "%.1f", meter.rate)])
             let samples = makeSamples(epoch: epochDone)
             try writeSamples(samples, name: String(format: "epoch-%03d-step-%d.txt", epochDone, state.step))
-            state.epochLossSum = 0; state.epochLossCount = 0
+            // Last, so that the best checkpoint's elapsed time is not below this epoch's row.
+            try noteValidation(lastValBPC, elapsed: elapsedTotal())
         }
 
         training: while true {

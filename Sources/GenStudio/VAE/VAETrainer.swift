@@ -253,6 +253,11 @@ public final class VAETrainer {
             config = merged
             restored = (ckpt, st)
         }
+        // A data path is kept absolute in checkpoints, so that a resume without --data finds it
+        // from any working folder (a dataset name stays a name).
+        if let d = config.data, !d.isEmpty, FileManager.default.fileExists(atPath: d) {
+            config.data = URL(fileURLWithPath: d).standardizedFileURL.path
+        }
         self.config = config
         data = try VAEData.load(data: config.data, size: config.imageSize, channels: config.channels,
                                 skipInvalid: config.skipInvalid, maxPixels: config.maxPixels ?? ImageDecodeOptions.defaultMaxPixels,
