@@ -25,6 +25,9 @@ public struct GenCommand: ParsableCommand {
     /// Parses and runs a command, exiting with ``exitCode(for:)`` on error (ArgumentParser's own
     /// `main` would exit with 64 for bad arguments).
     public static func main(_ arguments: [String]? = nil) -> Never {
+        // Ctrl-C ends gen at once, leaving no temporary file or empty folder of its own; the
+        // training commands replace this with their clean stop.
+        Interrupt.installImmediate()
         do {
             var command = try parseAsRoot(joiningNegativeValues(arguments ?? Array(CommandLine.arguments.dropFirst())))
             try command.run()

@@ -155,6 +155,31 @@ final class DreamCommandTests: XCTestCase {
         XCTAssertEqual(listing().filter { $0.hasPrefix("new") }, ["new", "new/sub", "new/sub/out.png"])
     }
 
+    /// Ctrl-C or SIGTERM ends a dream at once (it has no clean stop): exit 130, a message, and the
+    /// folder it made for --output is removed again, since nothing was written into it. (SIGTERM:
+    /// a test runner started with SIGINT ignored passes that on, and gen keeps it ignored.)
+    func testCtrlCEndsADreamAndRemovesItsEmptyFolder() throws {
+        let input = try writeInput(width: 160, height: 120)
+        let folder = dir.appendingPathComponent("made/here")
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["dream", input.path, "--output", folder.appendingPathComponent("out.png").path, "--network", "squeezenet",
+                       "--weights", weights.path, "--iterations", "400", "--octaves", "3", "--quiet", "--threads", "1"]
+        let errPipe = Pipe()
+        p.standardError = errPipe
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: folder.path) && p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(p.isRunning, "the dream ended before it could be interrupted")
+        p.terminate()
+        let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 130, err)
+        XCTAssertTrue(err.contains("gen: interrupted"), err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("made").path), "\(listing())")
+    }
+
     func testProgressReportsTheObjectivePerOctave() throws {
         let input = try writeInput()
         let out = dir.appendingPathComponent("out.png")

@@ -67,24 +67,60 @@ final class ConsoleProgress: ProgressReporter {
 /// Set when the user presses Ctrl-C once (or the process gets SIGTERM); training stops cleanly at the
 /// next step with a checkpoint, and gen exits with status 130. A second signal aborts at once. A stop
 /// requested before the first training step (while the data loads) writes nothing.
+///
+/// Commands without a clean stop (dream, sample, convert, ...) get ``installImmediate()`` instead:
+/// the first signal ends gen at once, without a half-written file or an empty folder of its own.
+/// An inherited "ignore SIGINT" (a background job of a shell script) is kept by both.
 enum Interrupt {
     nonisolated(unsafe) static var requested = false
     nonisolated(unsafe) static var installed = false
 
+    /// "gen: interrupted\n", allocated before any handler can run (the handler must not allocate).
+    nonisolated(unsafe) static let abortMessage: UnsafeMutablePointer<CChar> = {
+        let text = Array("gen: interrupted\n".utf8CString)
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: text.count)
+        p.initialize(from: text, count: text.count)
+        return p
+    }()
+
+    /// Ends the process now: removes the pending temporary file and the empty run folder, says
+    /// so on stderr, exits with 130. Async-signal-safe (unlink, rmdir, write, _exit).
+    static func abortNow(announce: Bool) -> Never {
+        PendingTemporaryFile.removeOnAbort()    // no half-written .tmp file left behind
+        PendingCreatedFolder.removeOnAbort()    // nor an empty run folder
+        if announce { _ = write(2, abortMessage, 17) }
+        _exit(130)
+    }
+
+    /// The training handler: the first signal asks for a clean stop, the second ends gen at once.
     static func install() {
         guard !installed else { return }
         installed = true
-        PendingTemporaryFile.prepare()      // the buffers exist before any signal: no allocation in the handler
-        PendingCreatedFolder.prepare()
-        let handler: @convention(c) (Int32) -> Void = { _ in
-            if Interrupt.requested {
-                PendingTemporaryFile.removeOnAbort()    // no half-written .tmp file left behind
-                PendingCreatedFolder.removeOnAbort()    // nor an empty run folder
-                _exit(130)
-            }
+        prepare()
+        handle { _ in
+            if Interrupt.requested { Interrupt.abortNow(announce: false) }
             Interrupt.requested = true
         }
-        signal(SIGINT, handler)
+    }
+
+    /// The handler of commands that have no clean stop: the first signal ends gen at once.
+    /// ``install()`` replaces it.
+    static func installImmediate() {
+        guard !installed else { return }
+        prepare()
+        handle { _ in Interrupt.abortNow(announce: true) }
+    }
+
+    private static func prepare() {
+        PendingTemporaryFile.prepare()      // the buffers exist before any signal: no allocation in the handler
+        PendingCreatedFolder.prepare()
+        _ = abortMessage
+    }
+
+    /// Installs `handler` for SIGTERM, and for SIGINT unless the process inherited it ignored.
+    private static func handle(_ handler: @convention(c) (Int32) -> Void) {
+        let previous = signal(SIGINT, handler)
+        if unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { signal(SIGINT, SIG_IGN) }
         signal(SIGTERM, handler)
     }
 }
