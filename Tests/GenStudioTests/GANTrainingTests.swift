@@ -357,6 +357,29 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertEqual(try gz.batch(Array(0..<gz.count)).scalars, try plain.batch(Array(0..<plain.count)).scalars)
     }
 
+    /// A GAN needs no labels: a folder holding only the training images IDX file loads; a folder
+    /// holding both IDX files and images is refused, for GAN and VAE alike, instead of silently
+    /// training on one of them.
+    func testIDXFolderWithoutLabelsAndAmbiguousFolders() throws {
+        let dir = try makeStudioTempDir(self)
+        let only = dir.appendingPathComponent("only")
+        try FileManager.default.createDirectory(at: only, withIntermediateDirectories: true)
+        var bytes: [UInt8] = [0, 0, 0x08, 0x03, 0, 0, 0, 4, 0, 0, 0, 6, 0, 0, 0, 6]
+        for i in 0..<(4 * 36) { bytes.append(UInt8((i * 53) % 256)) }
+        try Data(bytes).write(to: only.appendingPathComponent("train-images-idx3-ubyte"))
+        let d = try GANImageData.load(only.path, size: 6, channels: 1, warn: { _ in })
+        XCTAssertEqual(d.count, 4)
+        // Add a picture: now the folder is ambiguous.
+        try Image(width: 6, height: 6, channels: 3, repeating: 0.5).write(to: only.appendingPathComponent("frog.png").path)
+        for load in [{ _ = try GANImageData.load(only.path, size: 6, channels: 1, warn: { _ in }) },
+                     { _ = try VAEData.load(data: only.path, size: 6, channels: 1, skipInvalid: false,
+                                            maxPixels: ImageDecodeOptions.defaultMaxPixels, warn: { _ in }) }] {
+            XCTAssertThrowsError(try load()) { e in
+                XCTAssertTrue("\(e)".contains("holds both IDX files (train-images-idx3-ubyte) and images (frog.png)"), "\(e)")
+            }
+        }
+    }
+
     func testCollapseWarnings() throws {
         // Mode collapse: an untrained generator's samples barely vary compared with real images.
         let dir = try makeStudioTempDir(self)

@@ -55,6 +55,21 @@ public struct MNISTDataset: Sendable {
         self.width = images.shape[2]
     }
 
+    /// The MNIST-layout training images file in `folder` (`train-images-idx3-ubyte`, plain or with
+    /// `.gz`), or nil when it has none.
+    /// - Throws: ``DatasetError/inconsistent(path:reason:)`` when the folder also holds image files
+    ///   (by extension, see ``ImageFolderDataset/imageExtensions``): which of the two is meant is
+    ///   not for gen to guess.
+    public static func trainingImagesFile(in folder: String) throws -> String? {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+        guard let idx = names.first(where: { $0 == "train-images-idx3-ubyte" || $0 == "train-images-idx3-ubyte.gz" }) else { return nil }
+        if let image = names.first(where: { ImageFolderDataset.imageExtensions.contains(($0 as NSString).pathExtension.lowercased()) }) {
+            throw DatasetError.inconsistent(path: folder, reason:
+                "holds both IDX files (\(idx)) and images (\(image)); give the IDX file itself, or a folder of images only")
+        }
+        return (folder as NSString).appendingPathComponent(idx)
+    }
+
     /// Names ``load(name:split:searchPaths:)`` understands.
     public static let knownNames = ["mnist", "fashion-mnist"]
 

@@ -63,12 +63,15 @@ public final class GANImageData {
         let fm = FileManager.default
         if fm.fileExists(atPath: path, isDirectory: &isDir) {
             if isDir.boolValue {
-                // A folder of MNIST-layout IDX files (as `gen vae train` takes): its training split.
-                let names = (try? fm.contentsOfDirectory(atPath: path)) ?? []
-                if names.contains(where: { $0.hasPrefix("train-images-idx3-ubyte") }) {
-                    let ds = try MNISTDataset.load(name: "mnist", split: .train, searchPaths: [path])
-                    let raw = IDXFileView(path: ds.imagesPath, shape: [ds.count, ds.height, ds.width], bytes: ds.pixels)
-                    return try fromRaw(raw, size: size, channels: channels, label: "IDX files in \(path) (\(ds.imagesPath))")
+                // A folder of MNIST-layout IDX files (as `gen vae train` takes): its training images
+                // (a GAN needs no labels file).
+                if let images = try MNISTDataset.trainingImagesFile(in: path) {
+                    let idx = try IDXFile(path: images)
+                    guard idx.type == .uint8 else {
+                        throw DatasetError.inconsistent(path: idx.path, reason: "expected uint8 images, found \(idx.type) elements")
+                    }
+                    return try fromRaw(IDXFileView(path: idx.path, shape: idx.shape, bytes: idx.payload), size: size,
+                                       channels: channels, label: "IDX files in \(path) (\(images))")
                 }
                 let ds = try ImageFolderDataset(directory: path, size: size, channels: channels, skipInvalid: skipInvalid,
                                                 maxPixels: maxPixels, warn: warn)

@@ -106,7 +106,7 @@ public struct VAEData {
         }
         if isDir.boolValue {
             let names = (try? fm.contentsOfDirectory(atPath: spec)) ?? []
-            if names.contains(where: { $0.hasPrefix("train-images-idx3-ubyte") }) {
+            if try MNISTDataset.trainingImagesFile(in: spec) != nil {
                 let train = try MNISTDataset.load(name: "mnist", split: .train, searchPaths: [spec])
                 let test: MNISTDataset? = names.contains(where: { $0.hasPrefix("t10k-images-idx3-ubyte") })
                     ? try MNISTDataset.load(name: "mnist", split: .test, searchPaths: [spec]) : nil
