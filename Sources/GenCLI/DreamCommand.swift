@@ -62,7 +62,7 @@ struct DreamCommand: ParsableCommand {
         try validateThreads(threads)
         if let output {
             let ext = (output as NSString).pathExtension.lowercased()
-            guard ["png", "jpg", "jpeg", "jpe", "jfif"].contains(ext) else { throw ValidationError("--output must end in .png, .jpg or .jpeg (got '\(output)')") }
+            guard ["png", "jpg", "jpeg", "jpe", "jfif"].contains(ext) else { throw ValidationError("--output must end in .png, .jpg or .jpeg (.jpe, .jfif) (got '\(output)')") }
         }
         if let layers { _ = try DreamCommand.parseLayers(layers) }
     }

@@ -31,9 +31,10 @@ public struct GenCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(joiningNegativeValues(arguments ?? Array(CommandLine.arguments.dropFirst())))
             try command.run()
-            // A training run stopped by Ctrl-C (or SIGTERM) ends cleanly with a checkpoint, but the
-            // exit status says it was interrupted (128 + SIGINT), so scripts can tell.
-            Foundation.exit(Interrupt.requested ? 130 : 0)
+            // A training run stopped by Ctrl-C (or SIGTERM) ends cleanly with a checkpoint, then
+            // ends as killed by that signal (a shell sees 130 or 143), so scripts and loops stop.
+            if Interrupt.requested { Interrupt.endAsSignalled() }
+            Foundation.exit(0)
         } catch {
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
@@ -44,6 +45,7 @@ public struct GenCommand: ParsableCommand {
                     FileHandle.standardError.write(Data((message + "\n").utf8))
                 }
             }
+            if Interrupt.requested { Interrupt.endAsSignalled() }
             Foundation.exit(code.rawValue)
         }
     }

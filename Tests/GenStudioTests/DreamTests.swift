@@ -100,9 +100,18 @@ final class DreamTests: XCTestCase {
 
     func testMaxLossStopsTheOctaveEarly() throws {
         var c = config(iterations: 5)
-        c.maxLoss = -1   // any objective (≥ 0) exceeds it: stop before the first step
+        c.maxLoss = 1e-9   // any objective (> 0 with positive weights) exceeds it: stop before the first step
         let (_, reports) = try dream(c).run(dreamTestImage(width: 40, height: 40))
         XCTAssertEqual(reports[0].steps, 0)
+        // A limit ≤ 0 stops nothing useful with positive weights: refused; with a negative weight
+        // the objective can be negative, and such a limit means something.
+        var zero = c
+        zero.maxLoss = 0
+        XCTAssertThrowsError(try zero.validate())
+        var negative = c
+        negative.layers = negative.layers.mapValues { -$0 }
+        negative.maxLoss = -0.5
+        XCTAssertNoThrow(try negative.validate())
     }
 
     func testSaveEveryCallsBack() throws {

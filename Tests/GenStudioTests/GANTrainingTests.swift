@@ -367,8 +367,18 @@ final class GANTrainingTests: XCTestCase {
         var bytes: [UInt8] = [0, 0, 0x08, 0x03, 0, 0, 0, 4, 0, 0, 0, 6, 0, 0, 0, 6]
         for i in 0..<(4 * 36) { bytes.append(UInt8((i * 53) % 256)) }
         try Data(bytes).write(to: only.appendingPathComponent("train-images-idx3-ubyte"))
+        // Hidden files (macOS's ._junk.png) are not images to the image loader either.
+        try Data().write(to: only.appendingPathComponent("._junk.png"))
         let d = try GANImageData.load(only.path, size: 6, channels: 1, warn: { _ in })
         XCTAssertEqual(d.count, 4)
+        // A picture in a subfolder would be trained on as an image folder: ambiguous.
+        let sub = only.appendingPathComponent("sub")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        try Image(width: 6, height: 6, channels: 3, repeating: 0.5).write(to: sub.appendingPathComponent("a.png").path)
+        XCTAssertThrowsError(try GANImageData.load(only.path, size: 6, channels: 1, warn: { _ in })) { e in
+            XCTAssertTrue("\(e)".contains("and images (sub/a.png)"), "\(e)")
+        }
+        try FileManager.default.removeItem(at: sub)
         // Add a picture: now the folder is ambiguous.
         try Image(width: 6, height: 6, channels: 3, repeating: 0.5).write(to: only.appendingPathComponent("frog.png").path)
         for load in [{ _ = try GANImageData.load(only.path, size: 6, channels: 1, warn: { _ in }) },

@@ -65,8 +65,10 @@ final class ConsoleProgress: ProgressReporter {
 }
 
 /// Set when the user presses Ctrl-C once (or the process gets SIGTERM); training stops cleanly at the
-/// next step with a checkpoint, and gen exits with status 130. A second signal aborts at once. A stop
-/// requested before the first training step (while the data loads) writes nothing.
+/// next step with a checkpoint, and gen then ends as killed by that signal (a shell reports 130 for
+/// SIGINT, 143 for SIGTERM, and a script's loop stops, as for any interrupted program). A second
+/// signal aborts at once. A stop requested before the first training step (while the data loads)
+/// writes nothing.
 ///
 /// Commands without a clean stop (dream, sample, convert, ...) get ``installImmediate()`` instead:
 /// the first signal ends gen at once, without a half-written file or an empty folder of its own.
@@ -74,6 +76,8 @@ final class ConsoleProgress: ProgressReporter {
 enum Interrupt {
     nonisolated(unsafe) static var requested = false
     nonisolated(unsafe) static var installed = false
+    /// The signal that asked for the stop (SIGINT or SIGTERM).
+    nonisolated(unsafe) static var signalNumber: Int32 = SIGINT
 
     /// "gen: interrupted\n", allocated before any handler can run (the handler must not allocate).
     nonisolated(unsafe) static let abortMessage: UnsafeMutablePointer<CChar> = {
@@ -84,12 +88,29 @@ enum Interrupt {
     }()
 
     /// Ends the process now: removes the pending temporary file and the empty run folder, says
-    /// so on stderr, exits with 130. Async-signal-safe (unlink, rmdir, write, _exit).
-    static func abortNow(announce: Bool) -> Never {
+    /// so on stderr, and dies by `signal` (the shell's status is 128 + signal; a script stops, see
+    /// https://www.cons.org/cracauer/sigint.html). Async-signal-safe (unlink, rmdir, write,
+    /// signal, raise, _exit).
+    static func abortNow(_ signal: Int32, announce: Bool) -> Never {
         PendingTemporaryFile.removeOnAbort()    // no half-written .tmp file left behind
         PendingCreatedFolder.removeOnAbort()    // nor an empty run folder
         if announce { _ = write(2, abortMessage, 17) }
-        _exit(130)
+        // Default action, then unblock it (a handler runs with its own signal blocked) and raise.
+        Glibc.signal(signal, SIG_DFL)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signal)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
+        raise(signal)
+        _exit(128 + signal)
+    }
+
+    /// After a clean stop: ends the process as killed by the signal that asked for it.
+    static func endAsSignalled() -> Never {
+        fflush(stdout)
+        signal(signalNumber, SIG_DFL)
+        raise(signalNumber)
+        exit(128 + signalNumber)
     }
 
     /// The training handler: the first signal asks for a clean stop, the second ends gen at once.
@@ -97,8 +118,9 @@ enum Interrupt {
         guard !installed else { return }
         installed = true
         prepare()
-        handle { _ in
-            if Interrupt.requested { Interrupt.abortNow(announce: false) }
+        handle { sig in
+            if Interrupt.requested { Interrupt.abortNow(sig, announce: false) }
+            Interrupt.signalNumber = sig
             Interrupt.requested = true
         }
     }
@@ -108,7 +130,7 @@ enum Interrupt {
     static func installImmediate() {
         guard !installed else { return }
         prepare()
-        handle { _ in Interrupt.abortNow(announce: true) }
+        handle { sig in Interrupt.abortNow(sig, announce: true) }
     }
 
     private static func prepare() {

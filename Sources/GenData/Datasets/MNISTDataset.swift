@@ -58,14 +58,15 @@ public struct MNISTDataset: Sendable {
     /// The MNIST-layout training images file in `folder` (`train-images-idx3-ubyte`, plain or with
     /// `.gz`), or nil when it has none.
     /// - Throws: ``DatasetError/inconsistent(path:reason:)`` when the folder also holds image files
-    ///   (by extension, see ``ImageFolderDataset/imageExtensions``): which of the two is meant is
-    ///   not for gen to guess.
+    ///   that an image folder would train on (``ImageFolderDataset/listImageFiles(_:)``: subfolders
+    ///   included, hidden files not): which of the two is meant is not for gen to guess.
     public static func trainingImagesFile(in folder: String) throws -> String? {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
         guard let idx = names.first(where: { $0 == "train-images-idx3-ubyte" || $0 == "train-images-idx3-ubyte.gz" }) else { return nil }
-        if let image = names.first(where: { ImageFolderDataset.imageExtensions.contains(($0 as NSString).pathExtension.lowercased()) }) {
+        if let image = ImageFolderDataset.listImageFiles(folder).first {
+            let shown = image.hasPrefix(folder) ? String(image.dropFirst(folder.count)).drop { $0 == "/" } : Substring(image)
             throw DatasetError.inconsistent(path: folder, reason:
-                "holds both IDX files (\(idx)) and images (\(image)); give the IDX file itself, or a folder of images only")
+                "holds both IDX files (\(idx)) and images (\(shown)); give the IDX file itself, or a folder of images only")
         }
         return (folder as NSString).appendingPathComponent(idx)
     }

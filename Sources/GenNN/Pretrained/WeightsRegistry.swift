@@ -1,4 +1,5 @@
 import Foundation
+import GenTensor
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -210,7 +211,12 @@ public enum WeightsDownloader {
             throw fail("cannot write to the cache folder \(dir.path)")
         }
         var keep = false
-        defer { if !keep { try? FileManager.default.removeItem(at: temporary) } }
+        // An interrupt that ends gen at once unlinks the partial download too.
+        PendingTemporaryFile.set(temporary.path)
+        defer {
+            PendingTemporaryFile.clear()
+            if !keep { try? FileManager.default.removeItem(at: temporary) }
+        }
         let output: FileHandle
         do {
             output = try FileHandle(forWritingTo: temporary)

@@ -247,7 +247,8 @@ public enum PendingTemporaryFile {
         return p
     }()
 
-    static func set(_ path: String) {
+    /// Records `path` as the temporary file being written (paths over 4,096 bytes are not recorded).
+    public static func set(_ path: String) {
         buffer[0] = 0
         let bytes = Array(path.utf8)
         guard !bytes.isEmpty, bytes.count <= 4096 else { return }
@@ -256,7 +257,8 @@ public enum PendingTemporaryFile {
         buffer[0] = CChar(bitPattern: bytes[0])
     }
 
-    static func clear() { buffer[0] = 0 }
+    /// Forgets the recorded file (it was renamed into place or removed).
+    public static func clear() { buffer[0] = 0 }
 
     /// Allocates the path buffer now (it is made on first use): call it before installing a signal
     /// handler that calls ``removeOnAbort()``, which must not allocate.
