@@ -28,6 +28,9 @@ public struct GenCommand: ParsableCommand {
         // Ctrl-C ends gen at once, leaving no temporary file or empty folder of its own; the
         // training commands replace this with their clean stop.
         Interrupt.installImmediate()
+        // Line-buffered stdout: results printed one per line (classify, image info) reach a pipe
+        // as they are printed, so an interrupted command does not lose them in the stdio buffer.
+        setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot(joiningNegativeValues(arguments ?? Array(CommandLine.arguments.dropFirst())))
             try command.run()

@@ -207,12 +207,13 @@ public enum WeightsDownloader {
             throw fail("cannot create the cache folder \(dir.path): \(describeSystemError(error))")
         }
         let temporary = dir.appendingPathComponent(".\(network.fileName).\(UUID().uuidString).partial", isDirectory: false)
+        // An interrupt that ends gen at once unlinks the partial download too (recorded before it exists).
+        PendingTemporaryFile.set(temporary.path)
         guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
+            PendingTemporaryFile.clear()
             throw fail("cannot write to the cache folder \(dir.path)")
         }
         var keep = false
-        // An interrupt that ends gen at once unlinks the partial download too.
-        PendingTemporaryFile.set(temporary.path)
         defer {
             PendingTemporaryFile.clear()
             if !keep { try? FileManager.default.removeItem(at: temporary) }

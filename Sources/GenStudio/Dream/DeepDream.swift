@@ -46,9 +46,9 @@ public struct DreamConfig: Codable, Equatable {
         if !(step > 0 && step.isFinite) { throw bad("--step must be positive (got \(step))") }
         if octaves < 1 { throw bad("--octaves must be at least 1 (got \(octaves))") }
         if !(octaveScale > 1 && octaveScale.isFinite) { throw bad("--octave-scale must be greater than 1 (got \(octaveScale))") }
-        if let m = maxLoss, !m.isFinite { throw bad("--max-loss must be finite") }
+        if let m = maxLoss, !m.isFinite { throw bad("--max-loss must be finite (got \(m))") }
         if let m = maxLoss, m <= 0, layers.values.allSatisfy({ $0 >= 0 }) {
-            throw bad("--max-loss must be a positive number with these layer weights (got \(m)): the objective Σ weight·mean(activation²) is then positive, so it would stop every octave before its first step")
+            throw bad("--max-loss must be a positive number with these layer weights (got \(m)): the objective Σ weight·mean(activation²) is then never negative, so it would stop every octave before its first step")
         }
         if jitter < 0 { throw bad("--jitter must be ≥ 0 (got \(jitter))") }
         if tileSize < 32 { throw bad("--tile-size must be at least 32 (got \(tileSize))") }
