@@ -9,7 +9,8 @@ public struct RunFolder {
     /// Whether this run created the folder (it is removed again if the run fails before writing anything).
     public let created: Bool
     /// The outermost folder this run created on the way to ``url`` (``url`` itself, or an ancestor
-    /// made for it by `--output a/b/c`); nil when the folder existed.
+    /// made for it by `--output a/b/c`, or `outputs` / `outputs/<generator>` when this run made them);
+    /// nil when the folder existed.
     let createdRoot: URL?
     /// The run record's file name inside the folder: `run.json`, or `<result>-run.json` for a
     /// command whose `--output` names its result file (several results may share one folder).
@@ -52,6 +53,9 @@ public struct RunFolder {
             f.timeZone = TimeZone(identifier: "UTC")
             f.dateFormat = "yyyyMMdd-HHmmss"
             let parent = root.appendingPathComponent(generator)
+            // The outermost of `outputs` and `outputs/<generator>` that this run makes, so that a run
+            // that writes nothing leaves neither behind.
+            let madeAbove = [root, parent].first { !FileManager.default.fileExists(atPath: $0.path) }
             do { try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
                 throw StudioError.cannotCreateFolder(path: parent.path, reason: RunFolder.whyNoFolder(at: parent)
                                                      ?? (error as NSError).localizedDescription)
@@ -68,7 +72,7 @@ public struct RunFolder {
             }
             url = candidate
             created = true
-            createdRoot = candidate
+            createdRoot = madeAbove ?? candidate
         }
         self.created = created
         self.createdRoot = createdRoot

@@ -91,6 +91,19 @@ final class RunFolderTests: XCTestCase {
         unused.discardIfUnused()
         XCTAssertFalse(FileManager.default.fileExists(atPath: unused.url.path))
         XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("gan").path))
+        // The first run into a fresh place made `outputs` and `outputs/<generator>` too: a run that
+        // writes nothing takes them away again, and only them.
+        let fresh = try makeStudioTempDir(self)
+        let freshRoot = fresh.appendingPathComponent("outputs")
+        let first = try RunFolder(explicit: nil, generator: "dream", now: now, root: freshRoot)
+        first.discardIfUnused()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: freshRoot.path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fresh.path))
+        // With outputs/ there but not outputs/style/, only outputs/style/ goes.
+        try FileManager.default.createDirectory(at: freshRoot, withIntermediateDirectories: false)
+        try RunFolder(explicit: nil, generator: "style", now: now, root: freshRoot).discardIfUnused()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: freshRoot.path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: freshRoot.appendingPathComponent("style").path))
         // An existing folder is never removed, even when empty.
         let existing = root.appendingPathComponent("existing")
         try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: false)
