@@ -34,10 +34,7 @@ public struct RunFolder {
                 }
             } else {
                 // The outermost missing folder, so that an unused run removes all it made.
-                var top = url.standardizedFileURL
-                while top.path != "/" && !FileManager.default.fileExists(atPath: top.deletingLastPathComponent().path) {
-                    top = top.deletingLastPathComponent()
-                }
+                let top = RunFolder.outermostMissing(url)
                 do {
                     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
                     created = true
@@ -55,7 +52,7 @@ public struct RunFolder {
             let parent = root.appendingPathComponent(generator)
             // The outermost of `outputs` and `outputs/<generator>` that this run makes, so that a run
             // that writes nothing leaves neither behind.
-            let madeAbove = [root, parent].first { !FileManager.default.fileExists(atPath: $0.path) }
+            let madeAbove = RunFolder.outermostMissing(parent)
             do { try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
                 throw StudioError.cannotCreateFolder(path: parent.path, reason: RunFolder.whyNoFolder(at: parent)
                                                      ?? (error as NSError).localizedDescription)
@@ -127,16 +124,20 @@ public struct RunFolder {
     /// Removes the folder if this run created it and it is empty, and the empty folders above it
     /// that this run created too (`--output a/b/c` made `a` and `b`). Returns whether it did.
     private func removeIfUnused() -> Bool {
-        guard created, let root = createdRoot,
-              (try? FileManager.default.contentsOfDirectory(atPath: url.path))?.isEmpty == true else { return false }
-        var folder = url.standardizedFileURL
-        let top = root.standardizedFileURL.path
-        guard rmdir(folder.path) == 0 else { return false }   // written into meanwhile: keep it
-        while folder.path != top && folder.path.count > top.count {
-            folder = folder.deletingLastPathComponent()
-            if rmdir(folder.path) != 0 { break }               // rmdir fails on a folder that is not empty
+        guard created, let root = createdRoot else { return false }
+        // The walk a second Ctrl-C does too: rmdir fails on a folder written into meanwhile.
+        return PendingCreatedFolder.removeEmptyFolders(at: url.standardizedFileURL.path, upTo: root.standardizedFileURL.path)
+    }
+
+    /// The outermost folder among `url` and its ancestors that does not exist yet (the first one a
+    /// `createDirectory(withIntermediateDirectories:)` of `url` would make), or nil when `url` exists.
+    static func outermostMissing(_ url: URL) -> URL? {
+        var top = url.standardizedFileURL
+        guard !FileManager.default.fileExists(atPath: top.path) else { return nil }
+        while top.path != "/" && !FileManager.default.fileExists(atPath: top.deletingLastPathComponent().path) {
+            top = top.deletingLastPathComponent()
         }
-        return true
+        return top
     }
 
     /// A file inside the run folder.

@@ -235,39 +235,58 @@ public func writeFileAtomically(to url: URL, _ body: (AtomicFileWriter) throws -
     }
 }
 
+/// A path held in a buffer allocated once, for a signal handler to read: a NUL-terminated copy of
+/// at most 4,096 bytes whose byte 0 is written last on ``store(_:)`` and first on ``clear()``, so
+/// a handler never reads a half-written path as complete. Shared by ``PendingTemporaryFile`` and
+/// ``PendingCreatedFolder``.
+final class SignalSafePathSlot: @unchecked Sendable {
+    /// Longest path kept, in bytes.
+    static let capacity = 4096
+    /// The path bytes, NUL-terminated; `pointer[0] == 0` when empty.
+    let pointer: UnsafeMutablePointer<CChar>
+
+    init() {
+        pointer = .allocate(capacity: Self.capacity + 1)
+        pointer.initialize(repeating: 0, count: Self.capacity + 1)
+    }
+
+    /// Whether a path is held.
+    var isSet: Bool { pointer[0] != 0 }
+
+    /// Holds `bytes` (a path's UTF-8) instead of the current path; nothing when empty or too long.
+    func store(_ bytes: [UInt8]) {
+        pointer[0] = 0
+        guard !bytes.isEmpty, bytes.count <= Self.capacity else { return }
+        for (i, b) in bytes.enumerated().dropFirst() { pointer[i] = CChar(bitPattern: b) }
+        pointer[bytes.count] = 0
+        pointer[0] = CChar(bitPattern: bytes[0])
+    }
+
+    /// Holds nothing.
+    func clear() { pointer[0] = 0 }
+}
+
 /// The temporary file of the atomic write in progress, for a signal handler that ends the process
 /// at once (a second Ctrl-C): ``removeOnAbort()`` unlinks it, so no `.name.tmp-…` file is left
 /// behind. One slot: gen writes its files one at a time.
 public enum PendingTemporaryFile {
-    /// Path bytes, NUL-terminated; byte 0 is written last on set and first on clear, so a handler
-    /// never reads a half-written path as complete.
-    nonisolated(unsafe) static let buffer: UnsafeMutablePointer<CChar> = {
-        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 4097)
-        p.initialize(repeating: 0, count: 4097)
-        return p
-    }()
+    /// The path, allocated on first use (see ``prepare()``).
+    nonisolated(unsafe) static let slot = SignalSafePathSlot()
 
     /// Records `path` as the temporary file being written (paths over 4,096 bytes are not recorded).
-    public static func set(_ path: String) {
-        buffer[0] = 0
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count <= 4096 else { return }
-        for (i, b) in bytes.enumerated().dropFirst() { buffer[i] = CChar(bitPattern: b) }
-        buffer[bytes.count] = 0
-        buffer[0] = CChar(bitPattern: bytes[0])
-    }
+    public static func set(_ path: String) { slot.store(Array(path.utf8)) }
 
     /// Forgets the recorded file (it was renamed into place or removed).
-    public static func clear() { buffer[0] = 0 }
+    public static func clear() { slot.clear() }
 
     /// Allocates the path buffer now (it is made on first use): call it before installing a signal
     /// handler that calls ``removeOnAbort()``, which must not allocate.
-    public static func prepare() { _ = buffer }
+    public static func prepare() { _ = slot }
 
     /// Unlinks the pending temporary file, if any. Async-signal-safe (only `unlink`): call it
     /// from a signal handler right before `_exit`.
     public static func removeOnAbort() {
-        if buffer[0] != 0 { _ = unlink(buffer) }
+        if slot.isSet { _ = unlink(slot.pointer) }
     }
 }
 
@@ -276,50 +295,73 @@ public enum PendingTemporaryFile {
 /// the first training step): ``removeOnAbort()`` removes those folders when they are still empty,
 /// so an aborted run leaves no empty run folder behind. One slot: a process makes one run folder.
 public enum PendingCreatedFolder {
-    /// Path bytes of the deepest folder, NUL-terminated; byte 0 is written last on set and first
-    /// on clear, so a handler never reads a half-written path as complete.
-    nonisolated(unsafe) static let buffer: UnsafeMutablePointer<CChar> = {
-        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 4097)
-        p.initialize(repeating: 0, count: 4097)
-        return p
-    }()
-    /// Length of the outermost created folder's path, a prefix of the buffer's path.
+    /// The deepest folder's path, allocated on first use (see ``prepare()``).
+    nonisolated(unsafe) static let slot = SignalSafePathSlot()
+    /// Length of the outermost created folder's path, a prefix of the slot's path.
     nonisolated(unsafe) static var rootLength = 0
 
     /// Records `path` (absolute), made by this process together with the folders above it up to
     /// `createdRoot` (absolute, `path` itself or one of its ancestors). Paths over 4,096 bytes, or
     /// a root that is not a prefix of `path`, are not recorded.
     public static func set(_ path: String, createdRoot: String) {
-        buffer[0] = 0
-        let bytes = Array(path.utf8), root = Array(createdRoot.utf8)
-        guard !bytes.isEmpty, bytes.count <= 4096, bytes.first == UInt8(ascii: "/"), !root.isEmpty,
-              bytes.starts(with: root), bytes.count == root.count || bytes[root.count] == UInt8(ascii: "/") else { return }
-        rootLength = root.count
-        for (i, b) in bytes.enumerated().dropFirst() { buffer[i] = CChar(bitPattern: b) }
-        buffer[bytes.count] = 0
-        buffer[0] = CChar(bitPattern: bytes[0])
+        slot.clear()
+        let bytes = Array(path.utf8)
+        guard let rootLength = validRootLength(bytes, Array(createdRoot.utf8)) else { return }
+        self.rootLength = rootLength
+        slot.store(bytes)
     }
 
     /// Forgets the recorded folder.
-    public static func clear() { buffer[0] = 0 }
+    public static func clear() { slot.clear() }
 
     /// Allocates the path buffer now (it is made on first use): call it before installing a signal
     /// handler that calls ``removeOnAbort()``, which must not allocate.
-    public static func prepare() { _ = buffer }
+    public static func prepare() { _ = slot }
 
     /// Removes the recorded folder if it is empty, then each empty folder above it up to the
     /// outermost one this process made. Async-signal-safe (only `rmdir`): call it from a signal
     /// handler right before `_exit`. A folder that holds anything stays, and so do those above it.
     public static func removeOnAbort() {
-        guard buffer[0] != 0 else { return }
+        guard slot.isSet else { return }
+        _ = removeEmptyFolders(slot.pointer, rootLength: rootLength)
+    }
+
+    /// The same removal outside a signal handler (a run that ends without writing anything):
+    /// `path` if empty, then each empty folder above it up to `createdRoot` (absolute, `path` or
+    /// one of its ancestors). Returns whether `path` itself was removed; false, removing nothing,
+    /// when the paths do not fit that description.
+    public static func removeEmptyFolders(at path: String, upTo createdRoot: String) -> Bool {
+        let bytes = Array(path.utf8)
+        guard let rootLength = validRootLength(bytes, Array(createdRoot.utf8)), bytes.count <= SignalSafePathSlot.capacity else {
+            return false
+        }
+        var cString = bytes.map { CChar(bitPattern: $0) } + [0]
+        return cString.withUnsafeMutableBufferPointer { removeEmptyFolders($0.baseAddress!, rootLength: rootLength) }
+    }
+
+    /// The length of `root` when `path` is absolute and `root` is `path` or one of its ancestors
+    /// (a whole-name prefix: `/x/a` is not an ancestor of `/x/ab`); nil otherwise.
+    private static func validRootLength(_ path: [UInt8], _ root: [UInt8]) -> Int? {
+        guard !path.isEmpty, path.first == UInt8(ascii: "/"), !root.isEmpty, path.starts(with: root),
+              path.count == root.count || path[root.count] == UInt8(ascii: "/") else { return nil }
+        return root.count
+    }
+
+    /// `rmdir` of the NUL-terminated path in `buffer`, then of its parents while they are at least
+    /// `rootLength` bytes long, cutting the path at each last "/" in place. Stops at the first
+    /// folder that cannot be removed (not empty, or gone). Only `rmdir`: async-signal-safe.
+    /// Returns whether the first `rmdir` succeeded.
+    private static func removeEmptyFolders(_ buffer: UnsafeMutablePointer<CChar>, rootLength: Int) -> Bool {
         var n = 0
-        while n < 4096 && buffer[n] != 0 { n += 1 }
+        while n < SignalSafePathSlot.capacity && buffer[n] != 0 { n += 1 }
+        var removedAny = false
         while true {
-            if rmdir(buffer) != 0 { return }                // not empty, or gone: stop
-            if n <= rootLength { return }                   // the outermost folder made is removed
+            if rmdir(buffer) != 0 { return removedAny }     // not empty, or gone: stop
+            removedAny = true
+            if n <= rootLength { return true }              // the outermost folder made is removed
             var i = n - 1
             while i > 0 && buffer[i] != 47 { i -= 1 }      // the last "/"
-            if i < rootLength { return }
+            if i < rootLength { return true }
             buffer[i] = 0
             n = i
         }
