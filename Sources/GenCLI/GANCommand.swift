@@ -50,16 +50,13 @@ struct GANTrain: ParsableCommand {
     var labelSmoothing: Float = 0
     @Option(help: "Write a grid from the fixed noise every N steps.") var sampleEvery: Int = 100
     @Option(help: "Average losses over N steps per metrics.csv row.") var logEvery: Int = 10
-    @Flag(help: "Skip image files that cannot be decoded (with a warning) instead of stopping.") var skipInvalid = false
-    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).") var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
-
+    @OptionGroup var images: ImageFolderOptions
     @OptionGroup var training: TrainingOptions
     @OptionGroup var common: CommonOptions
 
     init() {}
 
     func validate() throws {
-        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
         if !["rmsprop", "adam"].contains(optimizer.lowercased()) {
             throw ValidationError("--optimizer must be rmsprop or adam (got '\(optimizer)')")
         }
@@ -88,8 +85,8 @@ struct GANTrain: ParsableCommand {
         c.labelSmoothing = labelSmoothing
         c.sampleEvery = sampleEvery
         c.logEvery = logEvery
-        c.skipInvalid = skipInvalid
-        c.maxPixels = maxPixels
+        c.skipInvalid = images.skipInvalid
+        c.maxPixels = images.maxPixels
         // Without a stopping criterion, train for the book's 10,000 steps.
         training.applySchedule(to: &c, seed: common.seed) { $0.steps = 10_000 }
         return c

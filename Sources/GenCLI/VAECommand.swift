@@ -38,9 +38,7 @@ struct VAETrain: ParsableCommand {
     @Option(help: "Side length images are converted to (a multiple of 4).") var imageSize: Int = 28
     @Option(help: "Channels images are converted to: 1 (gray) or 3 (RGB).") var channels: Int = 1
     @Option(help: "Side of the latent manifold grid written after each epoch (2-D latent space only).") var manifoldSize: Int = 15
-    @Flag(help: "Skip undecodable files of an image folder (with a warning) instead of failing.") var skipInvalid = false
-    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).") var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
-
+    @OptionGroup var images: ImageFolderOptions
     @OptionGroup var training: TrainingOptions
     @OptionGroup var common: CommonOptions
 
@@ -54,15 +52,14 @@ struct VAETrain: ParsableCommand {
         }
         if channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3 (got \(channels))") }
         if manifoldSize < 2 || manifoldSize > 100 { throw ValidationError("--manifold-size must be in 2...100 (got \(manifoldSize))") }
-        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
     }
 
     /// The trainer configuration these options describe.
     func makeConfig() -> VAETrainingConfig {
         var c = VAETrainingConfig()
         c.data = data
-        c.skipInvalid = skipInvalid
-        c.maxPixels = maxPixels
+        c.skipInvalid = images.skipInvalid
+        c.maxPixels = images.maxPixels
         c.latentDim = latentDim
         c.beta = beta
         c.imageSize = imageSize
@@ -133,7 +130,6 @@ struct VAESample: ParsableCommand {
         }
         if steps < 2 || steps > 1000 { throw ValidationError("--steps must be in 2...1000 (got \(steps))") }
         if manifoldSize < 2 || manifoldSize > 100 { throw ValidationError("--manifold-size must be in 2...100 (got \(manifoldSize))") }
-        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
     }
 
     func run() throws {

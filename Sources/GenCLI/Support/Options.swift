@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GenTensor
 import GenStudio
+import GenData
 
 /// Most threads `--threads` accepts: far above any machine gen runs on, low enough that a typo
 /// (1000 for 10) is caught rather than starting a thousand partitions.
@@ -39,6 +40,22 @@ struct CommonOptions: ParsableArguments {
 
     /// Applies `--threads` to the engine and OpenBLAS.
     func applyThreads() { Threads.configure(threads) }
+}
+
+/// How the training commands that read image sets (`gan train`, `vae train`) treat the files of
+/// an image folder.
+struct ImageFolderOptions: ParsableArguments {
+    @Flag(help: "Skip image files that cannot be decoded (with a warning) instead of stopping.")
+    var skipInvalid = false
+
+    @Option(help: "Largest accepted width×height of an image file's header (a guard against decompression bombs; raise it for trusted large images).")
+    var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
+
+    init() {}
+
+    func validate() throws {
+        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1 (got \(maxPixels))") }
+    }
 }
 
 /// Options of every training command.
