@@ -175,6 +175,12 @@ struct TextSample: ParsableCommand {
         if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1] (got \(topP))") }
         if count < 1 { throw ValidationError("--count must be at least 1 (got \(count))") }
         if prime != nil && primeFile != nil { throw ValidationError("give --prime or --prime-file, not both") }
+        // `--prime --length 5` reads "--length" as the prime (a prime may start with a dash) and then
+        // fails on "5"; a prime that is exactly one of this command's options is that mistake.
+        if let prime, let name = prime.split(separator: "=", maxSplits: 1).first.map(String.init),
+           longOptionNames(of: self).contains(name) {
+            throw ValidationError("--prime has no text: it took the option '\(prime)' that follows it as the text")
+        }
     }
 
     func run() throws {

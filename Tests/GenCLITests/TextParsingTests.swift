@@ -172,6 +172,17 @@ final class TextParsingTests: XCTestCase {
         // A prime that starts with a dash is the prime, not an option.
         let dash = try XCTUnwrap(try GenCommand.parseAsRoot(["text", "sample", "--checkpoint", "c", "--prime", "-e said"]) as? TextSample)
         XCTAssertEqual(dash.prime, "-e said")
+        // A forgotten prime text: `--prime --length 5` took "--length" as the prime; that is named.
+        XCTAssertEqual(longOptionNames(of: dash), ["--help", "--checkpoint", "--length", "--temperature", "--top-k", "--top-p",
+                                                   "--prime", "--prime-file", "--skip-unknown", "--count", "--seed", "--raw"])
+        for forgotten in [["--prime", "--length", "5"], ["--prime", "--top-k=3"], ["--prime", "--help"]] {
+            XCTAssertThrowsError(try GenCommand.parseAsRoot(["text", "sample", "--checkpoint", "c"] + forgotten)) { e in
+                let message = GenCommand.fullMessage(for: e)
+                XCTAssertTrue(message.contains("--prime has no text: it took the option '\(forgotten[1])'"), message)
+            }
+        }
+        let option = try XCTUnwrap(try GenCommand.parseAsRoot(["text", "sample", "--checkpoint", "c", "--prime", "--not-an-option"]) as? TextSample)
+        XCTAssertEqual(option.prime, "--not-an-option")
         let args = ["text", "sample", "--checkpoint", "c.safetensors", "--length", "-1"]
         XCTAssertThrowsError(try GenCommand.parseAsRoot(joiningNegativeValues(args))) { e in
             let message = GenCommand.fullMessage(for: e)

@@ -17,6 +17,23 @@ func validateThreads(_ threads: Int?) throws {
 }
 
 /// Options every generator shares: seed, threads, output location, verbosity.
+/// The long option names (`--top-k`, ...) that `command` declares directly (not those of its
+/// option groups), from its property names as ArgumentParser derives them (camelCase to
+/// kebab-case), plus `--help`.
+func longOptionNames(of command: Any) -> Set<String> {
+    var names: Set<String> = ["--help"]
+    for child in Mirror(reflecting: command).children {
+        guard let label = child.label, label.hasPrefix("_"),
+              !String(describing: type(of: child.value)).hasPrefix("OptionGroup") else { continue }
+        var kebab = "--"
+        for c in label.dropFirst() {
+            if c.isUppercase { kebab += "-" + c.lowercased() } else { kebab.append(c) }
+        }
+        names.insert(kebab)
+    }
+    return names
+}
+
 struct CommonOptions: ParsableArguments {
     @Option(help: "Random seed: the same seed, machine and thread count give the same result.")
     var seed: UInt64 = 1
