@@ -1,5 +1,6 @@
 import XCTest
 import GenData
+import GenTensor
 @testable import GenStudio
 
 /// The latent scatter plot on small evaluation sets (the window used to collapse onto one point).
@@ -50,5 +51,26 @@ final class VAEPicturesTests: XCTestCase {
         for y in 0..<size { for x in 0..<12 where im[x, y, 0] == 0.35 { ink += 1 } }
         XCTAssertGreaterThan(ink, 5, "no tick values along the left edge")
         XCTAssertNotNil(extent(of: VAEPictures.palette[0], in: im, size: size))
+    }
+
+    /// Pictures and evaluation of large images go a few images per pass (a 15×15 manifold at
+    /// --image-size 1024 was one 30 GB pass and crashed), with the same results as one pass.
+    func testLargeImagesAreEncodedAndDecodedInSmallChunks() throws {
+        var rng = RandomGenerator(seed: 3)
+        XCTAssertEqual(VAEModelConfig().inferenceChunk(limit: 500), 500)
+        XCTAssertEqual(VAEModelConfig(imageSize: 1024).inferenceChunk(limit: 256), 1)
+        let model = VAEModel(config: VAEModelConfig(imageSize: 256), using: &rng)
+        let chunk = model.inferenceChunk(limit: 500)
+        XCTAssertEqual(chunk, 6)
+        let images = Tensor.uniform([chunk + 1, 256, 256, 1], using: &rng)
+        let chunked = model.latentMeans(images).scalars
+        let onePass = withNoGrad { model.encode(images).mean.scalars }
+        XCTAssertEqual(chunked.count, (chunk + 1) * 2)
+        for (a, b) in zip(chunked, onePass) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b))) }
+        let codes = Tensor.normal([chunk + 1, 2], using: &rng)
+        let decoded = model.decodeImages(codes)
+        XCTAssertEqual(decoded.count, chunk + 1)
+        let last = Image.images(from: withNoGrad { model.decode(codes.slice(axis: 0, range: chunk..<(chunk + 1))) })[0]
+        XCTAssertEqual(decoded[chunk].pixels, last.pixels)
     }
 }

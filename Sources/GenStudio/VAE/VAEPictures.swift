@@ -184,14 +184,19 @@ public enum VAEPictures {
 }
 
 extension VAEModel {
-    /// Decodes `codes` (`[N, latentDim]`) to images without recording a graph, in chunks of 256.
+    /// Images per forward pass outside training: ``VAEModelConfig/inferenceChunk(limit:)``.
+    public func inferenceChunk(limit: Int) -> Int { config.inferenceChunk(limit: limit) }
+
+    /// Decodes `codes` (`[N, latentDim]`) to images without recording a graph, in chunks of at
+    /// most 256 (fewer for large images, see ``inferenceChunk(limit:)``).
     public func decodeImages(_ codes: Tensor) -> [Image] {
         withNoGrad {
             var out: [Image] = []
             let n = codes.shape[0]
+            let chunk = inferenceChunk(limit: 256)
             var s = 0
             while s < n {
-                let e = min(s + 256, n)
+                let e = min(s + chunk, n)
                 out += Image.images(from: decode(codes.slice(axis: 0, range: s..<e)))
                 s = e
             }
@@ -216,6 +221,22 @@ extension VAEModel {
         return try Image.grid(decodeImages(codes), columns: n, padding: 0, background: 1)
     }
 
-    /// Posterior means of `images` (`[N, S, S, C]`), without recording a graph.
-    public func latentMeans(_ images: Tensor) -> Tensor { withNoGrad { encode(images).mean } }
+    /// Posterior means of `images` (`[N, S, S, C]`), without recording a graph, in chunks of
+    /// ``inferenceChunk(limit:)`` images.
+    /// - Returns: `[N, latentDim]`.
+    public func latentMeans(_ images: Tensor) -> Tensor {
+        withNoGrad {
+            let n = images.shape[0], chunk = inferenceChunk(limit: 500)
+            if n <= chunk { return encode(images).mean }
+            var scalars: [Float] = []
+            scalars.reserveCapacity(n * config.latentDim)
+            var s = 0
+            while s < n {
+                let e = min(s + chunk, n)
+                scalars += encode(images.slice(axis: 0, range: s..<e)).mean.scalars
+                s = e
+            }
+            return Tensor(shape: [n, config.latentDim], scalars: scalars)
+        }
+    }
 }

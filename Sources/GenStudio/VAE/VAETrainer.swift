@@ -328,7 +328,7 @@ public final class VAETrainer {
         var rec = 0.0, kl = 0.0
         var s = 0
         while s < n {
-            let e = min(s + 500, n)
+            let e = min(s + model.inferenceChunk(limit: 500), n)
             let noise = Tensor.normal([e - s, config.latentDim], using: &rng)
             let (r, k) = model.evaluationTerms(data.batch(Array(s..<e), test: true), noise: noise,
                                                parts: VAEModel.partitions(batch: e - s))
@@ -368,7 +368,7 @@ public final class VAETrainer {
             var points: [(Float, Float)] = []
             var s = 0
             while s < n {
-                let e = min(s + 500, n)
+                let e = min(s + model.inferenceChunk(limit: 500), n)
                 let m = model.latentMeans(data.batch(Array(s..<e), test: true)).scalars
                 for i in 0..<(e - s) { points.append((m[2 * i], m[2 * i + 1])) }
                 s = e
