@@ -28,12 +28,29 @@ public struct GenCommand: ParsableCommand {
         // Ctrl-C ends gen at once, leaving no temporary file or empty folder of its own; the
         // training commands replace this with their clean stop.
         Interrupt.installImmediate()
+        // A closed standard descriptor (`gen … >&-`) would be reused by the next file gen opens,
+        // and printed text would land in that file (a checkpoint, a picture). Each closed one is
+        // pointed at /dev/null instead; a closed stdout is then reported as a failed write.
+        let stdoutWasClosed = fcntl(STDOUT_FILENO, F_GETFD) == -1
+        for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] where fcntl(fd, F_GETFD) == -1 {
+            let null = open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY)
+            if null >= 0 && null != fd { dup2(null, fd); close(null) }
+        }
         // Line-buffered stdout: results printed one per line (classify, image info) reach a pipe
         // as they are printed, so an interrupted command does not lose them in the stdio buffer.
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot(joiningNegativeValues(arguments ?? Array(CommandLine.arguments.dropFirst())))
             try command.run()
+            // What the command printed must have reached stdout: `gen image info x.png > /dev/full`
+            // would otherwise lose its output and exit 0.
+            errno = 0
+            let flushFailed = fflush(stdout) != 0
+            if flushFailed || ferror(stdout) != 0 || stdoutWasClosed {
+                printError("gen: error: \(StandardOutputError(code: flushFailed ? errno : stdoutWasClosed ? EBADF : 0))")
+                if Interrupt.requested { Interrupt.endAsSignalled() }
+                Foundation.exit(1)
+            }
             // A training run stopped by Ctrl-C (or SIGTERM) ends cleanly with a checkpoint, then
             // ends as killed by that signal (a shell sees 130 or 143), so scripts and loops stop.
             if Interrupt.requested { Interrupt.endAsSignalled() }
@@ -45,7 +62,7 @@ public struct GenCommand: ParsableCommand {
                 if code == .success {
                     print(message)
                 } else {
-                    FileHandle.standardError.write(Data((message + "\n").utf8))
+                    writeStandardError(message + "\n")
                 }
             }
             if Interrupt.requested { Interrupt.endAsSignalled() }

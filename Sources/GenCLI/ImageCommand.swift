@@ -27,7 +27,7 @@ struct ImageCommand: ParsableCommand {
 
     /// Prints `gen: error: <message>` to stderr.
     static func fail(_ message: String) {
-        FileHandle.standardError.write(Data(("gen: error: " + message + "\n").utf8))
+        writeStandardError("gen: error: " + message + "\n")
     }
 
     /// `gen image info FILE...`

@@ -225,7 +225,7 @@ struct TextSample: ParsableCommand {
                     }
                 }
             }
-            FileHandle.standardOutput.write(Data(out.utf8))
+            try writeStandardOutput(out)
         }
     }
 }

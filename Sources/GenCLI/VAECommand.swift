@@ -185,7 +185,7 @@ struct VAESample: ParsableCommand {
                 warnAboutOlderFiles(in: folder.url, prefixes: ["interpolation-"], written: Set(pictures.map(\.1)),
                                     what: ("interpolation frame", "interpolation frames"), notPartOf: "this interpolation")
             }
-            FileHandle.standardOutput.write(Data(out.utf8))
+            try writeStandardOutput(out)
         }
     }
 }

@@ -62,9 +62,9 @@ final class EndToEndTests: XCTestCase {
 
     /// Runs gen in `dir` and collects its outputs (60 s limit).
     @discardableResult
-    func gen(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> RunResult {
+    func gen(_ args: [String], executable: URL? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> RunResult {
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable ?? binary
         p.arguments = args
         p.currentDirectoryURL = dir
         var env = ProcessInfo.processInfo.environment
@@ -322,6 +322,46 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try contents(), before, "the run folder changed")
         let r = try gen(["text", "train", "--corpus", dir.appendingPathComponent("corpus.txt").path, "--resume", ckpt.path, "--steps", "10"])
         XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    // MARK: Standard output and error that cannot be written
+
+    /// Runs gen through `sh -c 'exec gen ARGS REDIRECTIONS'` (e.g. `>/dev/full`, `2>&-`), in `dir`,
+    /// collecting whichever of stdout and stderr is not redirected.
+    func genRedirected(_ args: [String], _ redirections: String) throws -> RunResult {
+        try gen(["-c", "exec \"$0\" \"$@\" \(redirections)", binary.path] + args, executable: URL(fileURLWithPath: "/bin/sh"))
+    }
+
+    /// A full or closed stdout or stderr is no crash (Foundation's `FileHandle.write` trapped:
+    /// "Illegal instruction", exit 132): a lost progress message does not stop training, lost
+    /// results are a failed run (exit 1, said on stderr), and a closed stdout's descriptor is not
+    /// reused for a file gen writes (printed text would land in it).
+    func testUnwritableStandardStreams() throws {
+        let ckpt = try trainTiny()
+        let sample = ["text", "sample", "--checkpoint", ckpt.path, "--length", "5"]
+        let full = try genRedirected(sample, ">/dev/full")
+        XCTAssertEqual(full.status, 1, full.stderr)
+        XCTAssertTrue(full.stderr.contains("gen: error: writing to standard output failed: No space left on device"), full.stderr)
+        let closed = try genRedirected(sample, ">&-")
+        XCTAssertEqual(closed.status, 1, closed.stderr)
+        XCTAssertTrue(closed.stderr.contains("writing to standard output failed: Bad file descriptor"), closed.stderr)
+        let info = try genRedirected(["image", "info", "nonexistent.png"], "2>&-")
+        XCTAssertEqual(info.status, 2)
+        XCTAssertTrue(info.out.contains("nonexistent.png"), info.out)
+        let corpus = dir.appendingPathComponent("corpus.txt").path
+        let train = ["text", "train", "--corpus", corpus, "--steps", "3", "--units", "8", "--seq-length", "8", "--batch-size", "4",
+                     "--sample-length", "20", "--output"]
+        for (i, redirection) in ["2>/dev/full", "2>&-", ">&- 2>&-"].enumerated() {
+            let out = dir.appendingPathComponent("streams-\(i)")
+            let r = try genRedirected(train + [out.path], redirection)
+            // Training completes and checkpoints; only a closed stdout (lost results) fails the run.
+            XCTAssertEqual(r.status, redirection.hasPrefix(">&-") ? 1 : 0, "\(redirection): \(r.stderr)")
+            let resumed = try gen(["text", "train", "--corpus", corpus, "--resume", out.appendingPathComponent("checkpoint.safetensors").path,
+                                   "--steps", "4"])
+            XCTAssertEqual(resumed.status, 0, "\(redirection): \(resumed.stderr)")
+            let record = try String(contentsOf: out.appendingPathComponent("run.json"), encoding: .utf8)
+            XCTAssertFalse(record.contains("wrote checkpoint"), "printed text landed in run.json")
+        }
     }
 
     // MARK: Sampling options

@@ -34,7 +34,7 @@ final class ConsoleProgress: ProgressReporter {
             if isTerminal {
                 if now.timeIntervalSince(lastLine) < 0.1 { return }
                 lastLine = now
-                FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+                writeStandardError("\r\u{1B}[K" + line)
                 lineOpen = true
             } else if now.timeIntervalSince(lastLine) >= plainInterval || step == 1 {
                 lastLine = now
@@ -54,8 +54,8 @@ final class ConsoleProgress: ProgressReporter {
     }
 
     private func emit(_ message: String) {
-        if lineOpen { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); lineOpen = false }
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        if lineOpen { writeStandardError("\r\u{1B}[K"); lineOpen = false }
+        writeStandardError(message + "\n")
     }
 
     private func clock(_ t: TimeInterval) -> String {

@@ -5,9 +5,36 @@ import GenNN
 import GenData
 import GenTensor
 
-/// Writes a line to standard error.
+/// Writes a line to standard error. A failed write (stderr on a full disk, or closed) is
+/// ignored: a message that cannot be shown must not stop a run (Foundation's
+/// `FileHandle.write` would trap on it).
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    writeStandardError(message + "\n")
+}
+
+/// Writes `text` to standard error as it is (unbuffered); failures are ignored, as in ``printError(_:)``.
+func writeStandardError(_ text: String) {
+    fputs(text, stderr)
+}
+
+/// Writes `text` to standard output (line-buffered, see `GenCommand.main`).
+/// - Throws: ``StandardOutputError`` when the write fails (a full disk, a closed descriptor).
+func writeStandardOutput(_ text: String) throws {
+    errno = 0
+    if fputs(text, stdout) < 0 || fflush(stdout) != 0 || ferror(stdout) != 0 {
+        throw StandardOutputError(code: errno)
+    }
+}
+
+/// Standard output could not be written (e.g. `> /dev/full`, or a closed descriptor): a run
+/// failure (exit code 1), since what the command printed is lost.
+struct StandardOutputError: Error, CustomStringConvertible {
+    /// The `errno` of the failed write (0 when unknown).
+    var code: Int32
+    /// "writing to standard output failed: No space left on device".
+    var description: String {
+        "writing to standard output failed" + (code != 0 ? ": " + String(cString: strerror(code)) : "")
+    }
 }
 
 /// Runs a command body, turning errors into a message on stderr and gen's exit codes:

@@ -122,7 +122,7 @@ public final class ImageFolderDataset {
     ///   file, allInvalid, invalidArgument).
     public init(directory: String, size: Int, channels: Int = 3, skipInvalid: Bool = false,
                 maxPixels: Int = ImageDecodeOptions.defaultMaxPixels, cacheLimit: Int = 2 << 30,
-                warn: (String) -> Void = { FileHandle.standardError.write(Data(("gen: warning: " + $0 + "\n").utf8)) }) throws {
+                warn: (String) -> Void = { fputs("gen: warning: " + $0 + "\n", stderr) }) throws {
         guard size > 0 && size <= 16384 else { throw DatasetError.invalidArgument("image size must be in 1...16384, got \(size)") }
         guard channels == 1 || channels == 3 else { throw DatasetError.invalidArgument("channels must be 1 or 3, got \(channels)") }
         var isDir: ObjCBool = false
