@@ -143,6 +143,58 @@ public struct RunFolder {
     /// A file inside the run folder.
     public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 
+    /// The training run's hold on its folder (see ``lockForTraining()``); released with the last copy.
+    private(set) var lock: FolderLock?
+
+    /// Takes an exclusive lock on the folder for a training run (`flock` on the folder itself, so
+    /// nothing is added to it; the kernel releases it when the process ends, even by `kill -9`),
+    /// then removes the temporary files that runs killed while writing left behind
+    /// (``removeStaleTemporaries()``). Two runs given the same `--output`, or two resumes of one
+    /// checkpoint, would otherwise mix their metrics rows, samples and checkpoints.
+    /// - Throws: ``StudioError/invalidOption(_:)`` when another gen run holds the folder.
+    public mutating func lockForTraining() throws {
+        let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }     // unreadable: the writes that follow report the problem
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            close(fd)
+            if busy {
+                throw StudioError.invalidOption("\(url.path) is in use by another gen run that is still writing to it; "
+                                                + "wait for that run to end, or choose another --output")
+            }
+            return     // a file system without flock: run unlocked, as before
+        }
+        lock = FolderLock(descriptor: fd)
+        removeStaleTemporaries()
+    }
+
+    /// Removes `.<name>.tmp-<pid>-<random>` files (``GenTensor/AtomicFile``'s temporaries) in the
+    /// folder and its `samples/` and `pictures/` folders whose process no longer runs: what a
+    /// `kill -9` or a power cut during a write leaves. Best effort; returns the names removed.
+    @discardableResult
+    public func removeStaleTemporaries() -> [String] {
+        var removed: [String] = []
+        for sub in ["", "samples", "pictures"] {
+            let dir = sub.isEmpty ? url : url.appendingPathComponent(sub)
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] {
+                guard let pid = RunFolder.temporaryFileOwner(name), pid != getpid(),
+                      kill(pid, 0) != 0 && errno == ESRCH else { continue }
+                if unlink(dir.appendingPathComponent(name).path) == 0 { removed.append(sub.isEmpty ? name : sub + "/" + name) }
+            }
+        }
+        return removed
+    }
+
+    /// The process id in an ``GenTensor/AtomicFile`` temporary's name `.<name>.tmp-<pid>-<random>`,
+    /// or nil for any other name.
+    static func temporaryFileOwner(_ name: String) -> pid_t? {
+        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards), r.lowerBound > name.index(after: name.startIndex)
+        else { return nil }
+        let rest = name[r.upperBound...].split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard rest.count == 2, !rest[1].isEmpty, let pid = pid_t(rest[0]), pid > 0 else { return nil }
+        return pid
+    }
+
     /// Appends one row to `metrics.csv`, writing the header first if the file is new. The whole file
     /// is rewritten atomically so an interruption never leaves half a row.
     public func appendMetrics(header: [String], row: [String]) throws {
@@ -274,4 +326,12 @@ public enum StudioError: Error, CustomStringConvertible {
                 + (r.map { " (\($0) is unchanged)" } ?? "")
         }
     }
+}
+
+/// An open descriptor of a run folder holding its `flock`; closing it (when the last ``RunFolder``
+/// copy goes) releases the lock.
+final class FolderLock {
+    let descriptor: Int32
+    init(descriptor: Int32) { self.descriptor = descriptor }
+    deinit { close(descriptor) }
 }

@@ -88,8 +88,9 @@ let checkpointFileName = "checkpoint.safetensors"
 /// that holds a `metrics.csv` or `run.json` only when it is the resumed checkpoint's own folder.
 /// `rewrites`: the generator's other files that a run rewrites in place (`best.safetensors`,
 /// `loss.png`); they, the checkpoint and the records must be replaceable (not write-protected, not
-/// folders), checked before any training.
-/// - Throws: ``StudioError/invalidOption(_:)`` naming the folder and how to proceed.
+/// folders), checked before any training. The folder is locked for the run (``RunFolder/lockForTraining()``).
+/// - Throws: ``StudioError/invalidOption(_:)`` naming the folder and how to proceed, or when
+///   another gen run is writing to it.
 func trainingFolder(output: URL?, resume: URL?, generator: String, rewrites: [String]) throws -> RunFolder {
     let explicit = output ?? resume?.deletingLastPathComponent()
     if let explicit {
@@ -129,7 +130,12 @@ func trainingFolder(output: URL?, resume: URL?, generator: String, rewrites: [St
             }
         }
     }
-    return try RunFolder(explicit: explicit, generator: generator)
+    var folder = try RunFolder(explicit: explicit, generator: generator)
+    do { try folder.lockForTraining() } catch {
+        folder.discardIfUnused()
+        throw error
+    }
+    return folder
 }
 
 /// Whether two file URLs name the same path once `.`/`..` and symbolic links are resolved.

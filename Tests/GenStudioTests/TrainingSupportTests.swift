@@ -140,6 +140,35 @@ final class RunFolderTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("\(file.path) is a file, not a folder"), "\(error)")
         }
     }
+
+    /// A training run holds its folder: a second run (another `--output` of the same folder, or a
+    /// second resume of one checkpoint) is refused while the first writes, and may go once it
+    /// ended; temporaries left by killed writers are removed, those of live processes kept.
+    func testTrainingRunsLockTheirFolderAndClearDeadWritersTemporaries() throws {
+        let dir = try makeStudioTempDir(self)
+        let out = dir.appendingPathComponent("run")
+        do {
+            let first = try trainingFolder(output: out, resume: nil, generator: "text", rewrites: [])
+            XCTAssertThrowsError(try trainingFolder(output: out, resume: nil, generator: "text", rewrites: [])) { error in
+                XCTAssertTrue("\(error)".contains("\(out.path) is in use by another gen run"), "\(error)")
+            }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: first.url.path), "the refused run removed the folder in use")
+        }
+        // The first run is over (its folder value is gone): the folder can be used again.
+        try FileManager.default.createDirectory(at: out.appendingPathComponent("samples"), withIntermediateDirectories: true)
+        let dead = ".checkpoint.safetensors.tmp-\(Int32.max - 7)-9f3a", live = ".metrics.csv.tmp-\(getpid())-1b"
+        for name in [dead, live, "samples/.step-000010.png.tmp-\(Int32.max - 7)-aa", "notes.tmp-12-ab"] {
+            try Data("x".utf8).write(to: out.appendingPathComponent(name))
+        }
+        _ = try trainingFolder(output: out, resume: nil, generator: "text", rewrites: [])
+        let left = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted()
+        XCTAssertEqual(left, [live, "notes.tmp-12-ab", "samples"].sorted())
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("samples").path), [])
+        XCTAssertEqual(RunFolder.temporaryFileOwner(".a.png.tmp-42-ff"), 42)
+        for name in ["a.png.tmp-42-ff", ".tmp-42-ff", ".a.tmp-x-ff", ".a.tmp-42-", ".a.tmp-42", ".a.tmp--1-f"] {
+            XCTAssertNil(RunFolder.temporaryFileOwner(name), name)
+        }
+    }
 }
 
 /// Ctrl-C while the data loads (before the first step), and output folders holding another run's records.
