@@ -238,6 +238,24 @@ func ignoredOnResumeWarning(_ given: [String], resume: URL) -> String? {
         + "training settings stored in its checkpoint (start a new run, without --resume, to change them)"
 }
 
+/// A run's step total: `steps`, or `epochs` × `perEpoch`, whichever is smaller (a product too
+/// large for an `Int` counts as no limit); nil when neither is set.
+func stepTotal(steps: Int?, epochs: Int?, perEpoch: Int) -> Int? {
+    guard let e = epochs else { return steps }
+    let (product, overflow) = e.multipliedReportingOverflow(by: perEpoch)
+    return min(steps ?? Int.max, overflow ? Int.max : product)
+}
+
+/// Refuses a resume that would train nothing: the checkpoint `resume` is already at `step`, at or
+/// past the requested step total `total` (nil: no limit). Called before the run folder is touched,
+/// so that such a command rewrites no record and evaluates nothing.
+/// - Throws: ``StudioError/invalidOption(_:)`` (exit status 2) naming the checkpoint, its step and the total.
+func refuseResumeWithNothingToDo(resume: URL, step: Int, total: Int?) throws {
+    guard let total, step >= total else { return }
+    throw StudioError.invalidOption("nothing to do: \(resume.path) is already at step \(step), at or past the requested total of "
+        + "\(counted(total, "step")); give a larger --steps or --epochs (totals count the resumed steps)")
+}
+
 /// The stop reason when a run reaches its step total `total`, which is `--steps` or
 /// `--epochs` × steps per epoch, whichever is smaller: it names the option that set it.
 func stepLimitReason(total: Int, steps: Int?, epochs: Int?) -> String {

@@ -107,6 +107,12 @@ final class GANCommandTests: XCTestCase {
         r = try gen(["gan", "train", "--data", images.path, "--steps", "5", "--resume", ckpt.path, "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.out.contains("stopped: reached 5 steps (epoch"), r.out)
+        // A total already reached: nothing to do (exit 2), the run's record as it was.
+        let record = try Data(contentsOf: run.appendingPathComponent("run.json"))
+        r = try gen(["gan", "train", "--data", images.path, "--steps", "3", "--resume", ckpt.path, "--quiet"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("nothing to do: \(ckpt.path) is already at step 5, at or past the requested total of 3 steps"), r.stderr)
+        XCTAssertEqual(try Data(contentsOf: run.appendingPathComponent("run.json")), record)
 
         let out = dir.appendingPathComponent("samples")
         r = try gen(["gan", "sample", "--checkpoint", ckpt.path, "--count", "9", "--grid", "--interpolate", "5",

@@ -53,6 +53,15 @@ final class ResumeOptionTests: XCTestCase {
                        ["--latent-dim (the checkpoint's 2)"])
     }
 
+    /// Step totals: the smaller of --steps and --epochs × steps per epoch, never overflowing.
+    func testStepTotal() {
+        XCTAssertNil(stepTotal(steps: nil, epochs: nil, perEpoch: 3))
+        XCTAssertEqual(stepTotal(steps: 7, epochs: nil, perEpoch: 3), 7)
+        XCTAssertEqual(stepTotal(steps: 7, epochs: 2, perEpoch: 3), 6)
+        XCTAssertEqual(stepTotal(steps: nil, epochs: Int.max, perEpoch: 3), Int.max)
+        XCTAssertEqual(stepTotal(steps: 9, epochs: Int.max, perEpoch: 3), 9)
+    }
+
     /// Stop reasons name the limit the user set.
     func testStopReasons() {
         XCTAssertEqual(stepLimitReason(total: 10, steps: 10, epochs: nil), "reached 10 steps")

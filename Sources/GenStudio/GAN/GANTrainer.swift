@@ -213,7 +213,8 @@ public final class GANTrainer {
     ///   - output: run folder (default `outputs/gan/<timestamp>`, or the checkpoint's folder when resuming).
     ///   - arguments: the command line, recorded in `run.json` and checked for options a resume ignores.
     /// - Throws: ``StudioError`` (options, folder, incompatible checkpoint including bad optimizer
-    ///   state), `DatasetError`, `ImageError`, `CheckpointError`.
+    ///   state, a resume already at or past the requested step total), `DatasetError`, `ImageError`,
+    ///   `CheckpointError`.
     public init(data path: String, config requested: GANTrainingConfig, resume: URL?, output: URL?,
                 arguments: [String], progress: ProgressReporter) throws {
         try requested.validate()
@@ -278,6 +279,11 @@ public final class GANTrainer {
                                        dropLast: true, position: state.data)
         } catch {
             throw StudioError.incompatibleCheckpoint(path: resume?.path ?? path, reason: "\(error)")
+        }
+        // A total already reached is refused before the folder is touched (no record rewritten).
+        if let resume, restored != nil {
+            try refuseResumeWithNothingToDo(resume: resume, step: state.step,
+                                            total: stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: sampler.batchesPerEpoch))
         }
         stepper = GANStepper(generator: generator, discriminator: discriminator, dOptimizer: dOptimizer,
                              gOptimizer: gOptimizer, settings: config.stepSettings)
@@ -385,11 +391,7 @@ public final class GANTrainer {
             progress.report(.warning("only \(counted(data.count, "training image")): using batch size \(batch) instead of \(config.batchSize)"))
         }
         let perEpoch = sampler.batchesPerEpoch
-        let totalSteps: Int? = {
-            var s = config.steps
-            if let e = config.epochs { s = min(s ?? Int.max, e * perEpoch) }
-            return s
-        }()
+        let totalSteps = stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: perEpoch)
         let m = config.model
         progress.report(.info("data \(data.summary); \(m.imageSize)x\(m.imageSize)x\(m.channels), batch \(batch), \(perEpoch) steps per epoch"))
         progress.report(.info("generator \(generator.parameterCount) parameters (\(m.upsamplingStages) up-sampling stage\(m.upsamplingStages == 1 ? "" : "s") from \(m.startSize)x\(m.startSize)), discriminator \(discriminator.parameterCount); \(config.optimizer) lr D \(config.dLearningRate) G \(config.gLearningRate)"))

@@ -224,7 +224,8 @@ public final class VAETrainer {
     /// - Throws: ``StudioError`` for bad options, an incompatible checkpoint (including missing,
     ///   mis-shaped or non-finite optimizer state) or an unusable folder; `CheckpointError` for
     ///   unreadable checkpoints; ``GenData/DatasetError`` and
-    ///   ``GenData/ImageError`` for bad data. Nothing is written before all checks pass.
+    ///   ``GenData/ImageError`` for bad data; ``StudioError/invalidOption(_:)`` for a resume already
+    ///   at or past the requested step total. Nothing is written before all checks pass.
     public init(config requested: VAETrainingConfig, resume: URL?, output: URL?, arguments: [String],
                 progress: ProgressReporter) throws {
         try requested.validate()
@@ -267,8 +268,8 @@ public final class VAETrainer {
         model = VAEModel(config: config.modelConfig, using: &rng)
         optimizer = Adam(learningRate: config.learningRate)
         state = VAETrainingState(position: DataPosition(seed: config.seed), rng: rng)
-        if let restored {
-            let path = resume?.path ?? ""
+        if let restored, let resume {
+            let path = resume.path
             // Exact resume needs the images the run was trained on (--data, or the checkpoint's source).
             try data.fingerprint.requireSame(as: restored.state.dataFingerprint, data: config.data ?? "fashion-mnist", checkpoint: path)
             try restoreParameters(model.parameters, from: restored.checkpoint, path: path)
@@ -277,6 +278,12 @@ public final class VAETrainer {
                 throw StudioError.incompatibleCheckpoint(path: path, reason: "its data position does not fit \(data.trainCount) training images (different --data?)")
             }
             state = restored.state
+            // A total already reached is refused before the folder is touched (no record rewritten,
+            // no evaluation repeated).
+            let perEpoch = try BatchSampler(count: data.trainCount, batchSize: min(config.batchSize, data.trainCount),
+                                            seed: config.seed, dropLast: false).batchesPerEpoch
+            try refuseResumeWithNothingToDo(resume: resume, step: state.step,
+                                            total: stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: perEpoch))
         }
         // (A checkpoint written before fingerprints were kept gets these images' from now on.)
         state.dataFingerprint = data.fingerprint
@@ -405,11 +412,7 @@ public final class VAETrainer {
         var sampler = try BatchSampler(count: data.trainCount, batchSize: batch, seed: config.seed, shuffle: true,
                                        dropLast: false, position: state.position)
         let perEpoch = sampler.batchesPerEpoch
-        let totalSteps: Int? = {
-            var s: Int? = config.steps
-            if let e = config.epochs { s = min(s ?? Int.max, e * perEpoch) }
-            return s
-        }()
+        let totalSteps = stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: perEpoch)
         progress.report(.info("data: \(data.description); \(data.trainCount) training and \(data.testCount) evaluation images of \(config.imageSize)x\(config.imageSize)x\(config.channels); \(perEpoch) steps per epoch"))
         progress.report(.info("model: convolutional VAE, latent dimension \(config.latentDim), \(model.parameters.reduce(0) { $0 + $1.count }) parameters; Adam lr \(config.learningRate), batch \(batch), beta \(config.beta)"))
         if state.step > 0 { progress.report(.info("resuming at step \(state.step), epoch \(state.epoch + 1)")) }
