@@ -97,3 +97,82 @@ final class HugeEpochCountTests: XCTestCase {
         XCTAssertTrue(g.stopReason.hasPrefix("time limit"), g.stopReason)
     }
 }
+
+/// Watches a run's progress: copies the run folder as it stands when the first checkpoint after
+/// step `finalStep` lands (what a `kill -9` right then would leave), and counts those checkpoints.
+final class KillAtFinalCheckpoint: ProgressReporter {
+    let finalStep: Int
+    let folder: URL
+    let snapshot: URL
+    private var finalStepDone = false
+    /// Checkpoints written after the final step's progress event.
+    private(set) var checkpointsAfterFinalStep = 0
+
+    init(finalStep: Int, folder: URL, snapshot: URL) {
+        self.finalStep = finalStep
+        self.folder = folder
+        self.snapshot = snapshot
+    }
+
+    func report(_ event: ProgressEvent) {
+        switch event {
+        case .step(let step, _, _, _, _, _, _, _, _, _):
+            if step == finalStep { finalStepDone = true }
+        case .wrote(_, let what) where what == "checkpoint" && finalStepDone:
+            checkpointsAfterFinalStep += 1
+            if checkpointsAfterFinalStep == 1 { try? FileManager.default.copyItem(at: folder, to: snapshot) }
+        default:
+            break
+        }
+    }
+}
+
+/// The steps of a run's `metrics.csv` rows (first column).
+func metricsSteps(_ folder: URL) -> [String] {
+    guard let text = try? String(contentsOf: folder.appendingPathComponent("metrics.csv"), encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").dropFirst().compactMap { $0.split(separator: ",").first.map(String.init) }
+}
+
+/// A VAE or GAN run killed right after its final checkpoint has its final outputs: the final
+/// checkpoint is written once, after the final metrics row and pictures (as the text trainer does).
+final class FinalCheckpointOrderTests: XCTestCase {
+    func testVAEFinalCheckpointComesAfterTheFinalOutputs() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeBarsIDX(in: dir.appendingPathComponent("data"))   // 16 images, batch 6: 3 steps per epoch
+        let run = dir.appendingPathComponent("run"), snapshot = dir.appendingPathComponent("killed")
+        var config = tinyVAEConfig(data: data, steps: 4)
+        config.checkpointEvery = 2                                            // divides the final step, mid-epoch
+        let watch = KillAtFinalCheckpoint(finalStep: 4, folder: run, snapshot: snapshot)
+        let s = try VAETrainer(config: config, resume: nil, output: run, arguments: [], progress: watch).run()
+        XCTAssertEqual(s.steps, 4)
+        XCTAssertEqual(watch.checkpointsAfterFinalStep, 1, "the final checkpoint is written once")
+        let killed = listing(snapshot)
+        for name in ["reconstructions", "samples", "manifold", "latent"] {
+            XCTAssertTrue(killed.contains("pictures/final-step-4-\(name).png"), "final \(name) missing when the final checkpoint landed: \(killed)")
+        }
+        XCTAssertEqual(metricsSteps(snapshot).last, "4", "the final metrics row was missing when the final checkpoint landed")
+    }
+
+    func testGANFinalCheckpointComesAfterTheFinalOutputs() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(10, in: dir).path                     // batch 4, drop-last: 2 steps per epoch
+        // The final step ends an epoch (--epochs), or is a multiple of --checkpoint-every mid-epoch.
+        for (name, epochs, steps, every, last) in [("epochs", 2, nil, nil, 4), ("every", nil, 3, 3, 3)] as [(String, Int?, Int?, Int?, Int)] {
+            let run = dir.appendingPathComponent(name), snapshot = dir.appendingPathComponent(name + "-killed")
+            var config = tinyGANConfig(steps: steps)
+            config.epochs = epochs
+            config.checkpointEvery = every
+            config.sampleEvery = 5                                            // the last grid and row are the final ones
+            config.logEvery = 5
+            let watch = KillAtFinalCheckpoint(finalStep: last, folder: run, snapshot: snapshot)
+            let s = try ganRun(data: data, config: config, output: run, progress: watch)
+            XCTAssertEqual(s.steps, last, name)
+            XCTAssertEqual(watch.checkpointsAfterFinalStep, 1, "\(name): the final checkpoint is written once")
+            let killed = listing(snapshot)
+            let grid = String(format: "samples/step-%06d.png", last)
+            XCTAssertTrue(killed.contains(grid), "\(name): \(grid) missing when the final checkpoint landed: \(killed)")
+            XCTAssertTrue(killed.contains("loss.png"), "\(name): \(killed)")
+            XCTAssertEqual(metricsSteps(snapshot).last, String(last), "\(name): the final metrics row was missing when the final checkpoint landed")
+        }
+    }
+}

@@ -507,13 +507,15 @@ public final class GANTrainer {
             if sampleNow { try writeGrid() }
             if state.step % config.logEvery == 0 { try logWindow() }
             if sampleNow { try writeLossCurve() }
-            if sampler.epochFinished || (config.checkpointEvery.map { state.step % $0 == 0 } ?? false) {
+            let epochLimitReached = config.epochs.map { sampler.epochFinished && sampler.position.epoch + 1 >= $0 } ?? false
+            // The last step's checkpoint is the final one, written after the final row, grid and
+            // loss curve (below): a run killed before those is then not taken for finished.
+            let lastStep = state.step == totalSteps || epochLimitReached
+            if !lastStep && (sampler.epochFinished || (config.checkpointEvery.map { state.step % $0 == 0 } ?? false)) {
                 state.elapsed = elapsedTotal()
                 try saveCheckpoint()
             }
-            if let e = config.epochs, sampler.epochFinished, sampler.position.epoch + 1 >= e {
-                stopReason = epochLimitReason(e); break
-            }
+            if let e = config.epochs, epochLimitReached { stopReason = epochLimitReason(e); break }
         }
 
         try beginSession()

@@ -492,7 +492,9 @@ public final class VAETrainer {
                 // a resumed session's rows then never show less than this one's.
                 state.elapsed = elapsedTotal()
                 try saveCheckpoint()
-            } else if let every = config.checkpointEvery, state.step % every == 0 {
+            } else if state.step != totalSteps, let every = config.checkpointEvery, state.step % every == 0 {
+                // (Not at the last step: its checkpoint is the final one, written after the final
+                // row and pictures, so that a run killed before them is not taken for finished.)
                 state.elapsed = elapsedTotal()
                 try saveCheckpoint()
             }
