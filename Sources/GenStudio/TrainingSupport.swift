@@ -222,20 +222,40 @@ public struct KeptSetting: Equatable {
     }
 }
 
-/// The options of `kept` that `arguments` gives explicitly with a value other than the checkpoint's.
-func ignoredOnResume(_ kept: [KeptSetting], arguments: [String]) -> [String] {
-    let differing = kept.filter { $0.requested != $0.stored }
+/// The settings of `settings` whose option `arguments` gives explicitly with a value other than the checkpoint's.
+private func givenAndDiffering(_ settings: [KeptSetting], arguments: [String]) -> [KeptSetting] {
+    let differing = settings.filter { $0.requested != $0.stored }
     let given = Set(optionsGiven(differing.map(\.flag), in: arguments))
-    return differing.filter { given.contains($0.flag) }.map { "\($0.flag) (the checkpoint's \($0.stored))" }
+    return differing.filter { given.contains($0.flag) }
 }
 
-/// The warning a resumed run gives when the command line sets options it does not apply (the
-/// model and training settings come from the checkpoint, so that the run continues exactly);
-/// nil when there are none.
-func ignoredOnResumeWarning(_ given: [String], resume: URL) -> String? {
-    guard !given.isEmpty else { return nil }
-    return "resuming from \(resume.path): \(given.joined(separator: ", ")) ignored; a resumed run keeps the model and "
-        + "training settings stored in its checkpoint (start a new run, without --resume, to change them)"
+/// The options of `kept` that `arguments` gives explicitly with a value other than the checkpoint's,
+/// as `--flag (the checkpoint's VALUE)`.
+func ignoredOnResume(_ kept: [KeptSetting], arguments: [String]) -> [String] {
+    givenAndDiffering(kept, arguments: arguments).map { "\($0.flag) (the checkpoint's \($0.stored))" }
+}
+
+/// The options of `applied` (settings a resumed run takes from its command line when given, such
+/// as `--checkpoint-every`) that `arguments` gives explicitly with a value other than the
+/// checkpoint's, as `--flag VALUE (the checkpoint's VALUE)`.
+func changedOnResume(_ applied: [KeptSetting], arguments: [String]) -> [String] {
+    givenAndDiffering(applied, arguments: arguments).map {
+        "\($0.flag) \($0.requested) (" + ($0.stored == "none" ? "none in the checkpoint" : "the checkpoint's \($0.stored)") + ")"
+    }
+}
+
+/// The warning a resumed run gives when the command line sets options it does not apply (`given`:
+/// the model and training settings come from the checkpoint, so that the run continues exactly),
+/// or changes a setting it does apply (`changed`: from ``changedOnResume(_:arguments:)``); nil
+/// when there are none.
+func ignoredOnResumeWarning(_ given: [String], changed: [String] = [], resume: URL) -> String? {
+    var parts: [String] = []
+    if !given.isEmpty {
+        parts.append("\(given.joined(separator: ", ")) ignored; a resumed run keeps the model and "
+            + "training settings stored in its checkpoint (start a new run, without --resume, to change them)")
+    }
+    if !changed.isEmpty { parts.append("\(changed.joined(separator: ", ")) used from here on") }
+    return parts.isEmpty ? nil : "resuming from \(resume.path): " + parts.joined(separator: "; ")
 }
 
 /// A run's step total: `steps`, or `epochs` × `perEpoch`, whichever is smaller (a product too

@@ -176,3 +176,59 @@ final class FinalCheckpointOrderTests: XCTestCase {
         }
     }
 }
+
+/// A GAN resume keeps the checkpoint's --sample-every and --log-every unless they are given; a
+/// given value that differs is used and named in the resume warning.
+final class GANResumeCadenceTests: XCTestCase {
+    func testOmittedIntervalsKeepTheCheckpointsAndGivenOnesAreNamed() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(10, in: dir).path
+        var fresh = tinyGANConfig(steps: 2)
+        fresh.sampleEvery = nil
+        fresh.logEvery = nil
+        let defaults = try GANTrainer(data: data, config: fresh, resume: nil, output: dir.appendingPathComponent("defaults"),
+                                      arguments: [], progress: SilentProgress())
+        XCTAssertEqual(defaults.config.sampleEvery, GANTrainingConfig.defaultSampleEvery)
+        XCTAssertEqual(defaults.config.logEvery, GANTrainingConfig.defaultLogEvery)
+
+        var first = tinyGANConfig(steps: 2)
+        first.sampleEvery = 3
+        first.logEvery = 2
+        let part = try ganRun(data: data, config: first, output: dir.appendingPathComponent("run"))
+        let stored = try Checkpoint.load(from: part.checkpoint).metadata(GANTrainingConfig.self, forKey: "training")
+        XCTAssertEqual(stored.sampleEvery, 3)
+        XCTAssertEqual(stored.logEvery, 2)
+
+        var omitted = tinyGANConfig(steps: 6)
+        omitted.sampleEvery = nil
+        omitted.logEvery = nil
+        let progress = RecordingProgress()
+        let kept = try GANTrainer(data: data, config: omitted, resume: part.checkpoint, output: nil,
+                                  arguments: ["gen", "gan", "train", "--resume", part.checkpoint.path, "--steps", "6"], progress: progress)
+        XCTAssertEqual(kept.config.sampleEvery, 3)
+        XCTAssertEqual(kept.config.logEvery, 2)
+        XCTAssertFalse(progress.events.contains { if case .warning = $0 { return true } else { return false } })
+        _ = try kept.run()
+        XCTAssertEqual(metricsSteps(part.folder), ["2", "4", "6"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: part.folder.appendingPathComponent("samples/step-000003.png").path))
+
+        var given = tinyGANConfig(steps: 8)
+        given.sampleEvery = 5
+        given.logEvery = 2
+        given.checkpointEvery = 4
+        let warned = RecordingProgress()
+        let resumed = try GANTrainer(data: data, config: given, resume: part.checkpoint, output: nil,
+                                     arguments: ["gen", "gan", "train", "--resume", part.checkpoint.path, "--steps", "8",
+                                                 "--sample-every", "5", "--log-every=2", "--checkpoint-every", "4"], progress: warned)
+        XCTAssertEqual(resumed.config.sampleEvery, 5)
+        XCTAssertEqual(resumed.config.checkpointEvery, 4)
+        let warnings = warned.events.compactMap { if case .warning(let w) = $0 { return w } else { return nil } }
+        XCTAssertEqual(warnings.count, 1, "\(warnings)")
+        let w = warnings.first ?? ""
+        XCTAssertTrue(w.contains("--sample-every 5 (the checkpoint's 3)"), w)
+        XCTAssertTrue(w.contains("--checkpoint-every 4 (none in the checkpoint)"), w)
+        XCTAssertTrue(w.contains("used from here on"), w)
+        XCTAssertFalse(w.contains("--log-every"), "the checkpoint's own value is not a change: \(w)")
+        XCTAssertFalse(w.contains("ignored"), w)
+    }
+}

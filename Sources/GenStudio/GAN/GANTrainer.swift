@@ -38,12 +38,14 @@ public struct GANTrainingConfig: Codable, Equatable {
     public var timeLimitMinutes: Double?
     /// Also checkpoint every this many steps (nil = only at epoch ends and at the end).
     public var checkpointEvery: Int?
-    /// Write a grid from the fixed noise every this many steps (≥ 1; default 100).
-    public var sampleEvery = 100
+    /// Write a grid from the fixed noise every this many steps (≥ 1; nil: ``defaultSampleEvery``
+    /// for a new run, the checkpoint's value for a resumed one).
+    public var sampleEvery: Int?
     /// Images in the fixed-noise grid (1...1024; default 64, an 8×8 grid).
     public var sampleCount = 64
-    /// Average the losses over this many steps per `metrics.csv` row (≥ 1; default 10).
-    public var logEvery = 10
+    /// Average the losses over this many steps per `metrics.csv` row (≥ 1; nil: ``defaultLogEvery``
+    /// for a new run, the checkpoint's value for a resumed one).
+    public var logEvery: Int?
     /// Drop undecodable files of an image folder with a warning instead of failing.
     public var skipInvalid = false
     /// Largest accepted width×height of an image file's header (nil: ``GenData/ImageDecodeOptions/defaultMaxPixels``);
@@ -51,6 +53,26 @@ public struct GANTrainingConfig: Codable, Equatable {
     public var maxPixels: Int?
     /// No collapse warnings before this step (the first steps of any GAN look collapsed).
     public var collapseWarmupSteps = 200
+
+    /// `sampleEvery` when none is given for a new run.
+    public static let defaultSampleEvery = 100
+    /// `logEvery` when none is given for a new run.
+    public static let defaultLogEvery = 10
+
+    /// The grid interval in force: ``sampleEvery``, else ``defaultSampleEvery``.
+    public var sampleInterval: Int { sampleEvery ?? GANTrainingConfig.defaultSampleEvery }
+    /// The `metrics.csv` row interval in force: ``logEvery``, else ``defaultLogEvery``.
+    public var logInterval: Int { logEvery ?? GANTrainingConfig.defaultLogEvery }
+
+    /// The cadence settings a resumed run takes from these when they are given (else from its
+    /// checkpoint `stored`), with the command-line option of each (for the warning about the
+    /// options given with `--resume` that change the checkpoint's value).
+    public func settingsAppliedOnResume(stored: GANTrainingConfig) -> [KeptSetting] {
+        let storedSampleEvery: Int? = stored.sampleInterval, storedLogEvery: Int? = stored.logInterval
+        return [KeptSetting("--checkpoint-every", checkpointEvery, stored.checkpointEvery),
+                KeptSetting("--sample-every", sampleEvery, storedSampleEvery),
+                KeptSetting("--log-every", logEvery, storedLogEvery)]
+    }
 
     /// The settings a resumed run takes from its checkpoint `stored` rather than from these, with the
     /// command-line option of each (for the warning about options given with `--resume`).
@@ -90,9 +112,9 @@ public struct GANTrainingConfig: Codable, Equatable {
         if let s = steps, s < 1 { throw bad("--steps must be at least 1 (got \(s))") }
         if let t = timeLimitMinutes, !(t > 0 && t.isFinite) { throw bad("--time-limit must be a finite positive number of minutes (got \(t))") }
         if let c = checkpointEvery, c < 1 { throw bad("--checkpoint-every must be at least 1 (got \(c))") }
-        if sampleEvery < 1 { throw bad("--sample-every must be at least 1 (got \(sampleEvery))") }
+        if let n = sampleEvery, n < 1 { throw bad("--sample-every must be at least 1 (got \(n))") }
         if !(1...1024).contains(sampleCount) { throw bad("--sample-count must be in 1...1024 (got \(sampleCount))") }
-        if logEvery < 1 { throw bad("--log-every must be at least 1 (got \(logEvery))") }
+        if let n = logEvery, n < 1 { throw bad("--log-every must be at least 1 (got \(n))") }
         if collapseWarmupSteps < 0 { throw bad("collapse warm-up must be ≥ 0") }
     }
 
@@ -206,8 +228,8 @@ public final class GANTrainer {
     /// then creates the run folder. Nothing is written before every check passes.
     /// - Parameters:
     ///   - data: folder, IDX file or `mnist` / `fashion-mnist`.
-    ///   - config: settings; when resuming only the stopping criteria, `checkpointEvery`,
-    ///     `sampleEvery`, `logEvery`, `skipInvalid` and `maxPixels` are taken from it (the
+    ///   - config: settings; when resuming only the stopping criteria, `skipInvalid`, `maxPixels`
+    ///     and, when set, `checkpointEvery`, `sampleEvery` and `logEvery` are taken from it (the
     ///     checkpoint's settings continue; options given in `arguments` that differ from them get a warning).
     ///   - resume: a checkpoint of `gen gan train` (never modified).
     ///   - output: run folder (default `outputs/gan/<timestamp>`, or the checkpoint's folder when resuming).
@@ -235,15 +257,19 @@ public final class GANTrainer {
             merged.steps = requested.steps
             merged.timeLimitMinutes = requested.timeLimitMinutes
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
-            merged.sampleEvery = requested.sampleEvery
-            merged.logEvery = requested.logEvery
+            merged.sampleEvery = requested.sampleEvery ?? stored.sampleInterval
+            merged.logEvery = requested.logEvery ?? stored.logInterval
             merged.maxPixels = requested.maxPixels
             merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
             let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
-            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
+            let changed = changedOnResume(requested.settingsAppliedOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, changed: changed, resume: resume) { progress.report(.warning(w)) }
             config = merged
             restored = (ckpt, st)
         }
+        // The intervals in force, stored in the checkpoint for a resume that does not give them.
+        config.sampleEvery = config.sampleInterval
+        config.logEvery = config.logInterval
         self.config = config
 
         data = try GANImageData.load(path, size: config.model.imageSize, channels: config.model.channels,
@@ -272,7 +298,7 @@ public final class GANTrainer {
             state.dataFingerprint = data.fingerprint
             // Rows fall at multiples of --log-every, which a resume may change: keep only the steps
             // since the last multiple of the current value.
-            state.logWindow = Array(state.logWindow.suffix(state.step % config.logEvery))
+            state.logWindow = Array(state.logWindow.suffix(state.step % config.logInterval))
         }
         do {
             sampler = try BatchSampler(count: data.count, batchSize: batch, seed: state.data.seed, shuffle: true,
@@ -503,9 +529,9 @@ public final class GANTrainer {
             // The discriminator winning outright: its loss at the floor its noisy targets allow.
             if state.step >= config.collapseWarmupSteps, let m = dMonitor.observe(losses) { progress.report(.warning(m)) }
 
-            let sampleNow = state.step % config.sampleEvery == 0
+            let sampleNow = state.step % config.sampleInterval == 0
             if sampleNow { try writeGrid() }
-            if state.step % config.logEvery == 0 { try logWindow() }
+            if state.step % config.logInterval == 0 { try logWindow() }
             if sampleNow { try writeLossCurve() }
             let epochLimitReached = config.epochs.map { sampler.epochFinished && sampler.position.epoch + 1 >= $0 } ?? false
             // The last step's checkpoint is the final one, written after the final row, grid and

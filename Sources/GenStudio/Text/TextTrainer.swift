@@ -67,6 +67,14 @@ public struct TextTrainingConfig: Codable, Equatable {
          KeptSetting("--learning-rate", learningRate, stored.learningRate), KeptSetting("--seed", seed, stored.seed)]
     }
 
+    /// The cadence settings a resumed run takes from these when they are given (else from its
+    /// checkpoint `stored`), with the command-line option of each (for the warning about the
+    /// options given with `--resume` that change the checkpoint's value).
+    public func settingsAppliedOnResume(stored: TextTrainingConfig) -> [KeptSetting] {
+        [KeptSetting("--checkpoint-every", checkpointEvery, stored.checkpointEvery),
+         KeptSetting("--evaluate-every", evaluateEvery, stored.evaluateEvery)]
+    }
+
     /// The book's settings (see each property).
     public init() {}
 
@@ -311,7 +319,8 @@ public final class TextTrainer {
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
             merged.evaluateEvery = requested.evaluateEvery ?? stored.evaluateEvery
             let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
-            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
+            let changed = changedOnResume(requested.settingsAppliedOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, changed: changed, resume: resume) { progress.report(.warning(w)) }
             do { try merged.validate() } catch {
                 throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "its stored training settings are invalid: \(error)")
             }

@@ -59,6 +59,13 @@ public struct VAETrainingConfig: Codable, Equatable {
          KeptSetting("--learning-rate", learningRate, stored.learningRate), KeptSetting("--seed", seed, stored.seed)]
     }
 
+    /// The cadence settings a resumed run takes from these when they are given (else from its
+    /// checkpoint `stored`), with the command-line option of each (for the warning about the
+    /// options given with `--resume` that change the checkpoint's value).
+    public func settingsAppliedOnResume(stored: VAETrainingConfig) -> [KeptSetting] {
+        [KeptSetting("--checkpoint-every", checkpointEvery, stored.checkpointEvery)]
+    }
+
     /// The model these settings describe.
     public var modelConfig: VAEModelConfig { VAEModelConfig(imageSize: imageSize, channels: channels, latentDim: latentDim) }
 
@@ -250,7 +257,8 @@ public final class VAETrainer {
             merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
             merged.maxPixels = requested.maxPixels
             let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
-            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
+            let changed = changedOnResume(requested.settingsAppliedOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, changed: changed, resume: resume) { progress.report(.warning(w)) }
             config = merged
             restored = (ckpt, st)
         }
