@@ -342,15 +342,19 @@ struct TrainingSession {
 }
 
 /// Runs a trainer's `body` in its run `folder`: a stop before the first step removes a folder the
-/// run made and left empty; any other error is recorded in `run.json` (`failure()`). Errors are
+/// run made and left empty; any other error first removes the files `discarding()` returns (those a
+/// run wrote before its first checkpoint, when it has none; nil otherwise), then removes a folder the
+/// run made if that left it empty, else is recorded in `run.json` (`failure()`). Errors are
 /// rethrown unchanged.
-func runRecordingFailure<T>(in folder: RunFolder, failure: () -> RunRecord, _ body: () throws -> T) throws -> T {
+func runRecordingFailure<T>(in folder: RunFolder, failure: () -> RunRecord, discarding: () -> RunFiles? = { nil },
+                            _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch {
         if case StudioError.interruptedBeforeFirstStep = error {
             folder.discardIfUnused()
         } else {
+            if let written = discarding() { folder.remove(written) }
             folder.recordFailure(error, record: failure())
         }
         throw error

@@ -232,3 +232,48 @@ final class GANResumeCadenceTests: XCTestCase {
         XCTAssertFalse(w.contains("ignored"), w)
     }
 }
+
+/// A GAN run that fails before its first checkpoint leaves nothing behind (no real-image grid, no
+/// samples, metrics, loss curve or run.json, no folder it made), as text and VAE runs do, so the
+/// same --output can be used again.
+final class GANFailureCleanupTests: XCTestCase {
+    func testFailureBeforeTheFirstCheckpointLeavesNothing() throws {
+        let dir = try makeStudioTempDir(self)
+        let data = try writeImageFolder(40, in: dir)                          // batch 4: 10 steps per epoch
+        let top = dir.appendingPathComponent("a"), out = top.appendingPathComponent("b/run")
+        var config = tinyGANConfig(steps: 8)
+        config.sampleEvery = 1
+        config.logEvery = 1
+        let trainer = try GANTrainer(data: data.path, config: config, resume: nil, output: out, arguments: [], progress: SilentProgress())
+        var writtenBeforeFailure: [String] = []
+        trainer.beforeStepHook = { step in
+            if step == 4 {
+                writtenBeforeFailure = listing(out)
+                trainer.currentGenerator.parameters[0].storage.base[0] = .nan   // the losses become NaN
+            }
+        }
+        XCTAssertThrowsError(try trainer.run()) { e in
+            guard case GANError.nonFinite(let step, _, let last) = e else { return XCTFail("expected GANError.nonFinite, got \(e)") }
+            XCTAssertEqual(step, 4)
+            XCTAssertNil(last)
+        }
+        for f in ["samples/real.png", "samples/step-000003.png", "metrics.csv", "loss.png"] {
+            XCTAssertTrue(writtenBeforeFailure.contains(f), "the test expects \(f) before the failure: \(writtenBeforeFailure)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: top.path), "left behind: \(listing(top))")
+        // The same --output is accepted again.
+        config.steps = 2
+        XCTAssertEqual(try ganRun(data: data.path, config: config, output: out).steps, 2)
+
+        // A resumed run that fails keeps the folder and records the failure.
+        var more = tinyGANConfig(steps: 6)
+        more.sampleEvery = 1
+        let resumed = try GANTrainer(data: data.path, config: more, resume: out.appendingPathComponent("checkpoint.safetensors"),
+                                     output: nil, arguments: [], progress: SilentProgress())
+        resumed.beforeStepHook = { step in if step == 4 { resumed.currentGenerator.parameters[0].storage.base[0] = .nan } }
+        XCTAssertThrowsError(try resumed.run())
+        XCTAssertTrue(listing(out).contains("samples/step-000003.png"))
+        let record = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: out.appendingPathComponent("run.json")))
+        XCTAssertTrue(record.outcome?.hasPrefix("failed") == true, "\(record)")
+    }
+}

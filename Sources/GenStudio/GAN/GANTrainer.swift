@@ -220,6 +220,14 @@ public final class GANTrainer {
     var history: [[String]] = []
     /// Called with the step number before each step (tests inject faults through it).
     var beforeStepHook: ((Int) -> Void)?
+    /// The files written (and folders made) before the first checkpoint of a fresh run: a run that
+    /// fails before that checkpoint removes them, leaving nothing, as the other trainers do.
+    var writtenBeforeCheckpoint = RunFiles()
+
+    /// Notes a file about to be written while no checkpoint exists (see ``writtenBeforeCheckpoint``).
+    func willWrite(_ url: URL) {
+        if lastCheckpoint == nil { writtenBeforeCheckpoint.willWrite(url, in: folder) }
+    }
 
     static let metricsHeader = ["step", "epoch", "d_loss_real", "d_loss_fake", "d_loss", "g_loss", "d_excess",
                                 "sample_diversity", "elapsed_s", "steps_per_s"]
@@ -395,9 +403,12 @@ public final class GANTrainer {
     ///   no grid is written from bad weights);
     ///   ``StudioError/interruptedBeforeFirstStep(resumed:)`` when `shouldStop` is already true before
     ///   the first step (nothing is written; a folder this run made is removed);
-    ///   and file errors. Failures other than the interruption are recorded in `run.json`.
+    ///   and file errors. Failures other than the interruption are recorded in `run.json`, except
+    ///   those of a fresh run before its first checkpoint: they remove what the run wrote (real
+    ///   images, grids, `metrics.csv`, `loss.png`) and a run folder it made.
     public func run(shouldStop: () -> Bool = { false }) throws -> GANTrainingSummary {
-        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastCheckpoint) }) {
+        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastCheckpoint) },
+                                discarding: { lastCheckpoint == nil ? writtenBeforeCheckpoint : nil }) {
             do {
                 return try runTraining(shouldStop: shouldStop)
             } catch GANError.nonFinite(let step, let what, _) {
@@ -435,6 +446,7 @@ public final class GANTrainer {
             try session.begin(folder: folder, droppingMetricsRowsAfter: resumedInFolderAt) {
                 guard freshRun else { return }
                 let url = folder.file("samples").appendingPathComponent("real.png")
+                willWrite(url)
                 try GANPictures.writeGrid(realBatch, to: url)
                 progress.report(.wrote(url, what: "real images"))
             }
@@ -454,6 +466,7 @@ public final class GANTrainer {
                 throw GANError.nonFinite(step: state.step, what: "generated sample", lastCheckpoint: nil)
             }
             let url = folder.file("samples").appendingPathComponent(String(format: "step-%06d.png", state.step))
+            willWrite(url)
             try GANPictures.writeGrid(samples, to: url)
             lastGrid = url
             progress.report(.wrote(url, what: "samples"))
@@ -476,6 +489,7 @@ public final class GANTrainer {
                 .init(steps: steps, values: col(3), color: (0.9, 0.15, 0.1), name: "D fake"),
                 .init(steps: steps, values: col(5), color: (0.1, 0.65, 0.2), name: "G"),
             ])
+            willWrite(folder.file("loss.png"))
             try im.write(to: folder.file("loss.png").path, format: .png)
         }
         // `final`: the row at a stop; the window is kept (and checkpointed) so that the row at the
@@ -497,6 +511,7 @@ public final class GANTrainer {
                        lastDiversity.map { String(format: "%.4f", $0) } ?? "",
                        String(format: "%.1f", elapsedTotal()), String(format: "%.4f", meter.rate)]
             history.append(row)
+            willWrite(folder.file("metrics.csv"))
             try folder.appendMetrics(header: GANTrainer.metricsHeader, row: row)
             lastDiversity = nil
             progress.report(.metrics(step: state.step, epoch: sampler.position.epoch + 1, values: [
