@@ -48,8 +48,10 @@ struct GANTrain: ParsableCommand {
     var labelNoise: Float = 0.05
     @Option(help: "One-sided label smoothing: real images' target becomes this instead of a hard label, in [0, 0.5).")
     var labelSmoothing: Float = 0
-    @Option(help: "Write a grid from the fixed noise every N steps.") var sampleEvery: Int = 100
-    @Option(help: "Average losses over N steps per metrics.csv row.") var logEvery: Int = 10
+    @Option(help: "Write a grid from the fixed noise every N steps (default 100; with --resume, the checkpoint's).")
+    var sampleEvery: Int?
+    @Option(help: "Average losses over N steps per metrics.csv row (default 10; with --resume, the checkpoint's).")
+    var logEvery: Int?
     @OptionGroup var images: ImageFolderOptions
     @OptionGroup var training: TrainingOptions
     @OptionGroup var common: CommonOptions

@@ -121,6 +121,15 @@ public struct RunFolder {
     /// run created it and it is still empty (best effort).
     public func discardIfUnused() { _ = removeIfUnused() }
 
+    /// After a run that failed before writing anything worth keeping (its first checkpoint): removes
+    /// the files it wrote (`written`), then those of the folders it made for them that are empty,
+    /// deepest first (best effort). ``recordFailure(_:record:)`` can then take away a run folder
+    /// the run made, as after a run that failed before writing anything.
+    func remove(_ written: RunFiles) {
+        for f in written.files { try? FileManager.default.removeItem(at: f) }
+        for d in written.folders.sorted(by: { $0.path.count > $1.path.count }) { _ = rmdir(d.path) }
+    }
+
     /// Removes the folder if this run created it and it is empty, and the empty folders above it
     /// that this run created too (`--output a/b/c` made `a` and `b`). Returns whether it did.
     private func removeIfUnused() -> Bool {
@@ -241,6 +250,29 @@ public struct RunFolder {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFileAtomically(try enc.encode(record), to: file(recordFileName))
+    }
+}
+
+/// The files a run wrote into its run folder and the folders it made below that folder for them,
+/// noted before each write, so that a run failing before its first checkpoint can take them away
+/// again (``RunFolder/remove(_:)``) and leave nothing behind.
+struct RunFiles {
+    /// The files written, each once, in the order of their first write.
+    private(set) var files: [URL] = []
+    /// The folders made for them (below the run folder), each once.
+    private(set) var folders: [URL] = []
+
+    /// Notes that `url`, a file inside `folder`, is about to be written, and the folders between it
+    /// and `folder` that do not exist yet (the write will make them). Call it before writing.
+    mutating func willWrite(_ url: URL, in folder: RunFolder) {
+        let file = url.standardizedFileURL
+        if !files.contains(file) { files.append(file) }
+        let root = folder.url.standardizedFileURL.path
+        var dir = file.deletingLastPathComponent()
+        while dir.path.hasPrefix(root + "/") && !FileManager.default.fileExists(atPath: dir.path) {
+            if !folders.contains(dir) { folders.append(dir) }
+            dir = dir.deletingLastPathComponent()
+        }
     }
 }
 

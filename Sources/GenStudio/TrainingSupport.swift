@@ -228,20 +228,58 @@ public struct KeptSetting: Equatable {
     }
 }
 
-/// The options of `kept` that `arguments` gives explicitly with a value other than the checkpoint's.
-func ignoredOnResume(_ kept: [KeptSetting], arguments: [String]) -> [String] {
-    let differing = kept.filter { $0.requested != $0.stored }
+/// The settings of `settings` whose option `arguments` gives explicitly with a value other than the checkpoint's.
+private func givenAndDiffering(_ settings: [KeptSetting], arguments: [String]) -> [KeptSetting] {
+    let differing = settings.filter { $0.requested != $0.stored }
     let given = Set(optionsGiven(differing.map(\.flag), in: arguments))
-    return differing.filter { given.contains($0.flag) }.map { "\($0.flag) (the checkpoint's \($0.stored))" }
+    return differing.filter { given.contains($0.flag) }
 }
 
-/// The warning a resumed run gives when the command line sets options it does not apply (the
-/// model and training settings come from the checkpoint, so that the run continues exactly);
-/// nil when there are none.
-func ignoredOnResumeWarning(_ given: [String], resume: URL) -> String? {
-    guard !given.isEmpty else { return nil }
-    return "resuming from \(resume.path): \(given.joined(separator: ", ")) ignored; a resumed run keeps the model and "
-        + "training settings stored in its checkpoint (start a new run, without --resume, to change them)"
+/// The options of `kept` that `arguments` gives explicitly with a value other than the checkpoint's,
+/// as `--flag (the checkpoint's VALUE)`.
+func ignoredOnResume(_ kept: [KeptSetting], arguments: [String]) -> [String] {
+    givenAndDiffering(kept, arguments: arguments).map { "\($0.flag) (the checkpoint's \($0.stored))" }
+}
+
+/// The options of `applied` (settings a resumed run takes from its command line when given, such
+/// as `--checkpoint-every`) that `arguments` gives explicitly with a value other than the
+/// checkpoint's, as `--flag VALUE (the checkpoint's VALUE)`.
+func changedOnResume(_ applied: [KeptSetting], arguments: [String]) -> [String] {
+    givenAndDiffering(applied, arguments: arguments).map {
+        "\($0.flag) \($0.requested) (" + ($0.stored == "none" ? "none in the checkpoint" : "the checkpoint's \($0.stored)") + ")"
+    }
+}
+
+/// The warning a resumed run gives when the command line sets options it does not apply (`given`:
+/// the model and training settings come from the checkpoint, so that the run continues exactly),
+/// or changes a setting it does apply (`changed`: from ``changedOnResume(_:arguments:)``); nil
+/// when there are none.
+func ignoredOnResumeWarning(_ given: [String], changed: [String] = [], resume: URL) -> String? {
+    var parts: [String] = []
+    if !given.isEmpty {
+        parts.append("\(given.joined(separator: ", ")) ignored; a resumed run keeps the model and "
+            + "training settings stored in its checkpoint (start a new run, without --resume, to change them)")
+    }
+    if !changed.isEmpty { parts.append("\(changed.joined(separator: ", ")) used from here on") }
+    return parts.isEmpty ? nil : "resuming from \(resume.path): " + parts.joined(separator: "; ")
+}
+
+/// A run's step total: `steps`, or `epochs` × `perEpoch`, whichever is smaller (a product too
+/// large for an `Int` counts as no limit); nil when neither is set.
+func stepTotal(steps: Int?, epochs: Int?, perEpoch: Int) -> Int? {
+    guard let e = epochs else { return steps }
+    let (product, overflow) = e.multipliedReportingOverflow(by: perEpoch)
+    return min(steps ?? Int.max, overflow ? Int.max : product)
+}
+
+/// Refuses a resume that would train nothing: the checkpoint `resume` is already at `step`, at or
+/// past the requested step total `total` (nil: no limit). Called before the run folder is touched,
+/// so that such a command rewrites no record and evaluates nothing.
+/// - Throws: ``StudioError/invalidOption(_:)`` (exit status 2) naming the checkpoint, its step and the total.
+func refuseResumeWithNothingToDo(resume: URL, step: Int, total: Int?) throws {
+    guard let total, step >= total else { return }
+    throw StudioError.invalidOption("nothing to do: \(resume.path) is already at step \(step), at or past the requested total of "
+        + "\(counted(total, "step")); give a larger --steps or --epochs (totals count the resumed steps)")
 }
 
 /// The stop reason when a run reaches its step total `total`, which is `--steps` or
@@ -310,15 +348,19 @@ struct TrainingSession {
 }
 
 /// Runs a trainer's `body` in its run `folder`: a stop before the first step removes a folder the
-/// run made and left empty; any other error is recorded in `run.json` (`failure()`). Errors are
+/// run made and left empty; any other error first removes the files `discarding()` returns (those a
+/// run wrote before its first checkpoint, when it has none; nil otherwise), then removes a folder the
+/// run made if that left it empty, else is recorded in `run.json` (`failure()`). Errors are
 /// rethrown unchanged.
-func runRecordingFailure<T>(in folder: RunFolder, failure: () -> RunRecord, _ body: () throws -> T) throws -> T {
+func runRecordingFailure<T>(in folder: RunFolder, failure: () -> RunRecord, discarding: () -> RunFiles? = { nil },
+                            _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch {
         if case StudioError.interruptedBeforeFirstStep = error {
             folder.discardIfUnused()
         } else {
+            if let written = discarding() { folder.remove(written) }
             folder.recordFailure(error, record: failure())
         }
         throw error

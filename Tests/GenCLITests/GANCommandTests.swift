@@ -27,6 +27,36 @@ final class GANCommandTests: XCTestCase {
         XCTAssertEqual(a.model.upsamplingStages, 2)
     }
 
+    /// --sample-every and --log-every left out are nil, so that a resume keeps the checkpoint's.
+    func testOmittedIntervalsKeepTheCheckpointsOnResume() throws {
+        let c = try GANTrain.parse(["--data", "x"]).makeConfig()
+        XCTAssertNil(c.sampleEvery)
+        XCTAssertNil(c.logEvery)
+        XCTAssertEqual(c.sampleInterval, 100)
+        XCTAssertEqual(c.logInterval, 10)
+        let given = try GANTrain.parse(["--data", "x", "--sample-every", "7", "--log-every", "3"]).makeConfig()
+        XCTAssertEqual(given.sampleEvery, 7)
+        XCTAssertEqual(given.logEvery, 3)
+
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gen-gan-cadence-" + UUID().uuidString)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let images = dir.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        for i in 0..<6 {
+            let im = Image(width: 10, height: 9, channels: 3, pixels: (0..<270).map { Float(($0 * (i + 3)) % 17) / 16 })
+            try im.write(to: images.appendingPathComponent("f\(i).png").path)
+        }
+        let tiny = ["--data", images.path, "--image-size", "8", "--latent-dim", "4", "--generator-filters", "8",
+                    "--discriminator-filters", "4", "--batch-size", "4", "--threads", "1"]
+        let run = dir.appendingPathComponent("run")
+        let first = try GANTrain.parse(tiny + ["--steps", "2", "--sample-every", "3", "--log-every", "2", "--output", run.path]).makeConfig()
+        let s = try GANTrainer(data: images.path, config: first, resume: nil, output: run, arguments: [], progress: SilentProgress()).run()
+        let resumed = try GANTrain.parse(["--data", images.path, "--steps", "4", "--resume", s.checkpoint.path]).makeConfig()
+        let t = try GANTrainer(data: images.path, config: resumed, resume: s.checkpoint, output: nil, arguments: [], progress: SilentProgress())
+        XCTAssertEqual(t.config.sampleEvery, 3)
+        XCTAssertEqual(t.config.logEvery, 2)
+    }
+
     func testValidationErrors() {
         for args in [["--data", "x", "--image-size", "7"], ["--data", "x", "--channels", "2"], ["--data", "x", "--optimizer", "sgd"],
                      ["--data", "x", "--label-noise", "0.9"], ["--data", "x", "--batch-size", "0"], ["--data", "x", "--latent-dim", "0"],
@@ -107,6 +137,12 @@ final class GANCommandTests: XCTestCase {
         r = try gen(["gan", "train", "--data", images.path, "--steps", "5", "--resume", ckpt.path, "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.out.contains("stopped: reached 5 steps (epoch"), r.out)
+        // A total already reached: nothing to do (exit 2), the run's record as it was.
+        let record = try Data(contentsOf: run.appendingPathComponent("run.json"))
+        r = try gen(["gan", "train", "--data", images.path, "--steps", "3", "--resume", ckpt.path, "--quiet"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("nothing to do: \(ckpt.path) is already at step 5, at or past the requested total of 3 steps"), r.stderr)
+        XCTAssertEqual(try Data(contentsOf: run.appendingPathComponent("run.json")), record)
 
         let out = dir.appendingPathComponent("samples")
         r = try gen(["gan", "sample", "--checkpoint", ckpt.path, "--count", "9", "--grid", "--interpolate", "5",

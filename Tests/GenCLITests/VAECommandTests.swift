@@ -137,8 +137,12 @@ final class VAECommandTests: XCTestCase {
         XCTAssertEqual(r3.status, 0, r3.stderr)
         XCTAssertTrue(r3.out.contains("stopped: reached 6 steps\n"), r3.out)
         XCTAssertTrue(r3.stderr.contains("--latent-dim (the checkpoint's 2), --learning-rate (the checkpoint's 0.001) ignored"), r3.stderr)
+        // A total already reached: nothing to do (exit 2).
+        let again = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "6", "--threads", "1"])
+        XCTAssertEqual(again.status, 2, again.stderr)
+        XCTAssertTrue(again.stderr.contains("nothing to do: \(ckpt.path) is already at step 6"), again.stderr)
         // Options equal to the checkpoint's values are not warned about.
-        let r4 = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "6", "--threads", "1", "--latent-dim", "2", "--image-size", "8"])
+        let r4 = try gen(["vae", "train", "--resume", ckpt.path, "--steps", "7", "--threads", "1", "--latent-dim", "2", "--image-size", "8"])
         XCTAssertEqual(r4.status, 0, r4.stderr)
         XCTAssertFalse(r4.stderr.contains("ignored"), r4.stderr)
         XCTAssertTrue(r3.stderr.contains("latent dimension 2"), r3.stderr)

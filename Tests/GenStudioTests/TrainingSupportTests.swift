@@ -51,6 +51,29 @@ final class ResumeOptionTests: XCTestCase {
         requested.latentDim = 8; requested.beta = 2; stored.beta = 2
         XCTAssertEqual(ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: args),
                        ["--latent-dim (the checkpoint's 2)"])
+        // Cadence options a resume applies: named when given with another value than the checkpoint's.
+        var gan = GANTrainingConfig(), ganStored = GANTrainingConfig()
+        gan.sampleEvery = 5; gan.logEvery = 10; gan.checkpointEvery = 50
+        ganStored.sampleEvery = 20
+        let ganArgs = ["gen", "gan", "train", "--sample-every", "5", "--log-every", "10", "--checkpoint-every=50"]
+        let changed = changedOnResume(gan.settingsAppliedOnResume(stored: ganStored), arguments: ganArgs)
+        XCTAssertEqual(changed, ["--checkpoint-every 50 (none in the checkpoint)", "--sample-every 5 (the checkpoint's 20)"])
+        XCTAssertEqual(changedOnResume(gan.settingsAppliedOnResume(stored: ganStored), arguments: ["gen", "gan", "train"]), [])
+        let both = ignoredOnResumeWarning(["--beta (the checkpoint's 1.0)"], changed: changed, resume: URL(fileURLWithPath: "/r/c.safetensors"))
+        XCTAssertEqual(both, "resuming from /r/c.safetensors: --beta (the checkpoint's 1.0) ignored; a resumed run keeps the model and "
+                       + "training settings stored in its checkpoint (start a new run, without --resume, to change them); "
+                       + "--checkpoint-every 50 (none in the checkpoint), --sample-every 5 (the checkpoint's 20) used from here on")
+        XCTAssertEqual(ignoredOnResumeWarning([], changed: ["--log-every 3 (the checkpoint's 10)"], resume: URL(fileURLWithPath: "/r/c.safetensors")),
+                       "resuming from /r/c.safetensors: --log-every 3 (the checkpoint's 10) used from here on")
+    }
+
+    /// Step totals: the smaller of --steps and --epochs × steps per epoch, never overflowing.
+    func testStepTotal() {
+        XCTAssertNil(stepTotal(steps: nil, epochs: nil, perEpoch: 3))
+        XCTAssertEqual(stepTotal(steps: 7, epochs: nil, perEpoch: 3), 7)
+        XCTAssertEqual(stepTotal(steps: 7, epochs: 2, perEpoch: 3), 6)
+        XCTAssertEqual(stepTotal(steps: nil, epochs: Int.max, perEpoch: 3), Int.max)
+        XCTAssertEqual(stepTotal(steps: 9, epochs: Int.max, perEpoch: 3), 9)
     }
 
     /// Stop reasons name the limit the user set.

@@ -143,14 +143,15 @@ final class VAETrainingTests: XCTestCase {
         XCTAssertEqual(resumed.steps, 6)
     }
 
-    /// A resumed session that takes no step (its step limit is already reached) reports the same
+    /// A resumed session that takes no step (its time limit is already up) reports the same
     /// test ELBO as the run that wrote the checkpoint: the evaluation noise depends on the step,
-    /// not on which session evaluates.
+    /// not on which session evaluates. (A resume whose step total is already reached is refused.)
     func testIdleResumeReportsTheRecordedEvaluation() throws {
         let dir = try makeStudioTempDir(self)
         let data = try writeBarsIDX(in: dir.appendingPathComponent("data"))
         let first = try train(tinyVAEConfig(data: data, steps: 7), output: dir.appendingPathComponent("run"))
-        var again = tinyVAEConfig(data: data, steps: 7)
+        var again = tinyVAEConfig(data: data, steps: 9)
+        again.timeLimitMinutes = 1e-9
         again.data = nil
         let idle = try train(again, resume: first.checkpoint, output: nil)
         XCTAssertEqual(idle.steps, 7)

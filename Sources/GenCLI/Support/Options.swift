@@ -92,7 +92,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Learning rate (step size).")
     var learningRate: Float?
 
-    @Option(help: "Also write a checkpoint every N steps (always at epoch ends and at the end).")
+    @Option(help: "Also write a checkpoint every N steps (always at epoch ends and at the end; with --resume, the checkpoint's unless given).")
     var checkpointEvery: Int?
 
     @Option(help: "Continue a run from its checkpoint file (weights, optimizer, step, random state, data position).")

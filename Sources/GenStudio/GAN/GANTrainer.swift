@@ -38,12 +38,14 @@ public struct GANTrainingConfig: Codable, Equatable {
     public var timeLimitMinutes: Double?
     /// Also checkpoint every this many steps (nil = only at epoch ends and at the end).
     public var checkpointEvery: Int?
-    /// Write a grid from the fixed noise every this many steps (≥ 1; default 100).
-    public var sampleEvery = 100
+    /// Write a grid from the fixed noise every this many steps (≥ 1; nil: ``defaultSampleEvery``
+    /// for a new run, the checkpoint's value for a resumed one).
+    public var sampleEvery: Int?
     /// Images in the fixed-noise grid (1...1024; default 64, an 8×8 grid).
     public var sampleCount = 64
-    /// Average the losses over this many steps per `metrics.csv` row (≥ 1; default 10).
-    public var logEvery = 10
+    /// Average the losses over this many steps per `metrics.csv` row (≥ 1; nil: ``defaultLogEvery``
+    /// for a new run, the checkpoint's value for a resumed one).
+    public var logEvery: Int?
     /// Drop undecodable files of an image folder with a warning instead of failing.
     public var skipInvalid = false
     /// Largest accepted width×height of an image file's header (nil: ``GenData/ImageDecodeOptions/defaultMaxPixels``);
@@ -51,6 +53,26 @@ public struct GANTrainingConfig: Codable, Equatable {
     public var maxPixels: Int?
     /// No collapse warnings before this step (the first steps of any GAN look collapsed).
     public var collapseWarmupSteps = 200
+
+    /// `sampleEvery` when none is given for a new run.
+    public static let defaultSampleEvery = 100
+    /// `logEvery` when none is given for a new run.
+    public static let defaultLogEvery = 10
+
+    /// The grid interval in force: ``sampleEvery``, else ``defaultSampleEvery``.
+    public var sampleInterval: Int { sampleEvery ?? GANTrainingConfig.defaultSampleEvery }
+    /// The `metrics.csv` row interval in force: ``logEvery``, else ``defaultLogEvery``.
+    public var logInterval: Int { logEvery ?? GANTrainingConfig.defaultLogEvery }
+
+    /// The cadence settings a resumed run takes from these when they are given (else from its
+    /// checkpoint `stored`), with the command-line option of each (for the warning about the
+    /// options given with `--resume` that change the checkpoint's value).
+    public func settingsAppliedOnResume(stored: GANTrainingConfig) -> [KeptSetting] {
+        let storedSampleEvery: Int? = stored.sampleInterval, storedLogEvery: Int? = stored.logInterval
+        return [KeptSetting("--checkpoint-every", checkpointEvery, stored.checkpointEvery),
+                KeptSetting("--sample-every", sampleEvery, storedSampleEvery),
+                KeptSetting("--log-every", logEvery, storedLogEvery)]
+    }
 
     /// The settings a resumed run takes from its checkpoint `stored` rather than from these, with the
     /// command-line option of each (for the warning about options given with `--resume`).
@@ -90,9 +112,9 @@ public struct GANTrainingConfig: Codable, Equatable {
         if let s = steps, s < 1 { throw bad("--steps must be at least 1 (got \(s))") }
         if let t = timeLimitMinutes, !(t > 0 && t.isFinite) { throw bad("--time-limit must be a finite positive number of minutes (got \(t))") }
         if let c = checkpointEvery, c < 1 { throw bad("--checkpoint-every must be at least 1 (got \(c))") }
-        if sampleEvery < 1 { throw bad("--sample-every must be at least 1 (got \(sampleEvery))") }
+        if let n = sampleEvery, n < 1 { throw bad("--sample-every must be at least 1 (got \(n))") }
         if !(1...1024).contains(sampleCount) { throw bad("--sample-count must be in 1...1024 (got \(sampleCount))") }
-        if logEvery < 1 { throw bad("--log-every must be at least 1 (got \(logEvery))") }
+        if let n = logEvery, n < 1 { throw bad("--log-every must be at least 1 (got \(n))") }
         if collapseWarmupSteps < 0 { throw bad("collapse warm-up must be ≥ 0") }
     }
 
@@ -198,6 +220,14 @@ public final class GANTrainer {
     var history: [[String]] = []
     /// Called with the step number before each step (tests inject faults through it).
     var beforeStepHook: ((Int) -> Void)?
+    /// The files written (and folders made) before the first checkpoint of a fresh run: a run that
+    /// fails before that checkpoint removes them, leaving nothing, as the other trainers do.
+    var writtenBeforeCheckpoint = RunFiles()
+
+    /// Notes a file about to be written while no checkpoint exists (see ``writtenBeforeCheckpoint``).
+    func willWrite(_ url: URL) {
+        if lastCheckpoint == nil { writtenBeforeCheckpoint.willWrite(url, in: folder) }
+    }
 
     static let metricsHeader = ["step", "epoch", "d_loss_real", "d_loss_fake", "d_loss", "g_loss", "d_excess",
                                 "sample_diversity", "elapsed_s", "steps_per_s"]
@@ -206,14 +236,15 @@ public final class GANTrainer {
     /// then creates the run folder. Nothing is written before every check passes.
     /// - Parameters:
     ///   - data: folder, IDX file or `mnist` / `fashion-mnist`.
-    ///   - config: settings; when resuming only the stopping criteria, `checkpointEvery`,
-    ///     `sampleEvery`, `logEvery`, `skipInvalid` and `maxPixels` are taken from it (the
+    ///   - config: settings; when resuming only the stopping criteria, `skipInvalid`, `maxPixels`
+    ///     and, when set, `checkpointEvery`, `sampleEvery` and `logEvery` are taken from it (the
     ///     checkpoint's settings continue; options given in `arguments` that differ from them get a warning).
     ///   - resume: a checkpoint of `gen gan train` (never modified).
     ///   - output: run folder (default `outputs/gan/<timestamp>`, or the checkpoint's folder when resuming).
     ///   - arguments: the command line, recorded in `run.json` and checked for options a resume ignores.
     /// - Throws: ``StudioError`` (options, folder, incompatible checkpoint including bad optimizer
-    ///   state), `DatasetError`, `ImageError`, `CheckpointError`.
+    ///   state, a resume already at or past the requested step total), `DatasetError`, `ImageError`,
+    ///   `CheckpointError`.
     public init(data path: String, config requested: GANTrainingConfig, resume: URL?, output: URL?,
                 arguments: [String], progress: ProgressReporter) throws {
         try requested.validate()
@@ -234,15 +265,19 @@ public final class GANTrainer {
             merged.steps = requested.steps
             merged.timeLimitMinutes = requested.timeLimitMinutes
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
-            merged.sampleEvery = requested.sampleEvery
-            merged.logEvery = requested.logEvery
+            merged.sampleEvery = requested.sampleEvery ?? stored.sampleInterval
+            merged.logEvery = requested.logEvery ?? stored.logInterval
             merged.maxPixels = requested.maxPixels
             merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
             let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
-            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
+            let changed = changedOnResume(requested.settingsAppliedOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, changed: changed, resume: resume) { progress.report(.warning(w)) }
             config = merged
             restored = (ckpt, st)
         }
+        // The intervals in force, stored in the checkpoint for a resume that does not give them.
+        config.sampleEvery = config.sampleInterval
+        config.logEvery = config.logInterval
         self.config = config
 
         data = try GANImageData.load(path, size: config.model.imageSize, channels: config.model.channels,
@@ -271,13 +306,18 @@ public final class GANTrainer {
             state.dataFingerprint = data.fingerprint
             // Rows fall at multiples of --log-every, which a resume may change: keep only the steps
             // since the last multiple of the current value.
-            state.logWindow = Array(state.logWindow.suffix(state.step % config.logEvery))
+            state.logWindow = Array(state.logWindow.suffix(state.step % config.logInterval))
         }
         do {
             sampler = try BatchSampler(count: data.count, batchSize: batch, seed: state.data.seed, shuffle: true,
                                        dropLast: true, position: state.data)
         } catch {
             throw StudioError.incompatibleCheckpoint(path: resume?.path ?? path, reason: "\(error)")
+        }
+        // A total already reached is refused before the folder is touched (no record rewritten).
+        if let resume, restored != nil {
+            try refuseResumeWithNothingToDo(resume: resume, step: state.step,
+                                            total: stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: sampler.batchesPerEpoch))
         }
         stepper = GANStepper(generator: generator, discriminator: discriminator, dOptimizer: dOptimizer,
                              gOptimizer: gOptimizer, settings: config.stepSettings)
@@ -363,9 +403,12 @@ public final class GANTrainer {
     ///   no grid is written from bad weights);
     ///   ``StudioError/interruptedBeforeFirstStep(resumed:)`` when `shouldStop` is already true before
     ///   the first step (nothing is written; a folder this run made is removed);
-    ///   and file errors. Failures other than the interruption are recorded in `run.json`.
+    ///   and file errors. Failures other than the interruption are recorded in `run.json`, except
+    ///   those of a fresh run before its first checkpoint: they remove what the run wrote (real
+    ///   images, grids, `metrics.csv`, `loss.png`) and a run folder it made.
     public func run(shouldStop: () -> Bool = { false }) throws -> GANTrainingSummary {
-        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastCheckpoint) }) {
+        try runRecordingFailure(in: folder, failure: { failedRunRecord(record, step: state.step, lastCheckpoint: lastCheckpoint) },
+                                discarding: { lastCheckpoint == nil ? writtenBeforeCheckpoint : nil }) {
             do {
                 return try runTraining(shouldStop: shouldStop)
             } catch GANError.nonFinite(let step, let what, _) {
@@ -385,11 +428,7 @@ public final class GANTrainer {
             progress.report(.warning("only \(counted(data.count, "training image")): using batch size \(batch) instead of \(config.batchSize)"))
         }
         let perEpoch = sampler.batchesPerEpoch
-        let totalSteps: Int? = {
-            var s = config.steps
-            if let e = config.epochs { s = min(s ?? Int.max, e * perEpoch) }
-            return s
-        }()
+        let totalSteps = stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: perEpoch)
         let m = config.model
         progress.report(.info("data \(data.summary); \(m.imageSize)x\(m.imageSize)x\(m.channels), batch \(batch), \(perEpoch) steps per epoch"))
         progress.report(.info("generator \(generator.parameterCount) parameters (\(m.upsamplingStages) up-sampling stage\(m.upsamplingStages == 1 ? "" : "s") from \(m.startSize)x\(m.startSize)), discriminator \(discriminator.parameterCount); \(config.optimizer) lr D \(config.dLearningRate) G \(config.gLearningRate)"))
@@ -407,6 +446,7 @@ public final class GANTrainer {
             try session.begin(folder: folder, droppingMetricsRowsAfter: resumedInFolderAt) {
                 guard freshRun else { return }
                 let url = folder.file("samples").appendingPathComponent("real.png")
+                willWrite(url)
                 try GANPictures.writeGrid(realBatch, to: url)
                 progress.report(.wrote(url, what: "real images"))
             }
@@ -426,6 +466,7 @@ public final class GANTrainer {
                 throw GANError.nonFinite(step: state.step, what: "generated sample", lastCheckpoint: nil)
             }
             let url = folder.file("samples").appendingPathComponent(String(format: "step-%06d.png", state.step))
+            willWrite(url)
             try GANPictures.writeGrid(samples, to: url)
             lastGrid = url
             progress.report(.wrote(url, what: "samples"))
@@ -448,6 +489,7 @@ public final class GANTrainer {
                 .init(steps: steps, values: col(3), color: (0.9, 0.15, 0.1), name: "D fake"),
                 .init(steps: steps, values: col(5), color: (0.1, 0.65, 0.2), name: "G"),
             ])
+            willWrite(folder.file("loss.png"))
             try im.write(to: folder.file("loss.png").path, format: .png)
         }
         // `final`: the row at a stop; the window is kept (and checkpointed) so that the row at the
@@ -469,6 +511,7 @@ public final class GANTrainer {
                        lastDiversity.map { String(format: "%.4f", $0) } ?? "",
                        String(format: "%.1f", elapsedTotal()), String(format: "%.4f", meter.rate)]
             history.append(row)
+            willWrite(folder.file("metrics.csv"))
             try folder.appendMetrics(header: GANTrainer.metricsHeader, row: row)
             lastDiversity = nil
             progress.report(.metrics(step: state.step, epoch: sampler.position.epoch + 1, values: [
@@ -501,17 +544,19 @@ public final class GANTrainer {
             // The discriminator winning outright: its loss at the floor its noisy targets allow.
             if state.step >= config.collapseWarmupSteps, let m = dMonitor.observe(losses) { progress.report(.warning(m)) }
 
-            let sampleNow = state.step % config.sampleEvery == 0
+            let sampleNow = state.step % config.sampleInterval == 0
             if sampleNow { try writeGrid() }
-            if state.step % config.logEvery == 0 { try logWindow() }
+            if state.step % config.logInterval == 0 { try logWindow() }
             if sampleNow { try writeLossCurve() }
-            if sampler.epochFinished || (config.checkpointEvery.map { state.step % $0 == 0 } ?? false) {
+            let epochLimitReached = config.epochs.map { sampler.epochFinished && sampler.position.epoch + 1 >= $0 } ?? false
+            // The last step's checkpoint is the final one, written after the final row, grid and
+            // loss curve (below): a run killed before those is then not taken for finished.
+            let lastStep = state.step == totalSteps || epochLimitReached
+            if !lastStep && (sampler.epochFinished || (config.checkpointEvery.map { state.step % $0 == 0 } ?? false)) {
                 state.elapsed = elapsedTotal()
                 try saveCheckpoint()
             }
-            if let e = config.epochs, sampler.epochFinished, sampler.position.epoch + 1 >= e {
-                stopReason = epochLimitReason(e); break
-            }
+            if let e = config.epochs, epochLimitReached { stopReason = epochLimitReason(e); break }
         }
 
         try beginSession()

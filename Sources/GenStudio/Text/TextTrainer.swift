@@ -67,6 +67,14 @@ public struct TextTrainingConfig: Codable, Equatable {
          KeptSetting("--learning-rate", learningRate, stored.learningRate), KeptSetting("--seed", seed, stored.seed)]
     }
 
+    /// The cadence settings a resumed run takes from these when they are given (else from its
+    /// checkpoint `stored`), with the command-line option of each (for the warning about the
+    /// options given with `--resume` that change the checkpoint's value).
+    public func settingsAppliedOnResume(stored: TextTrainingConfig) -> [KeptSetting] {
+        [KeptSetting("--checkpoint-every", checkpointEvery, stored.checkpointEvery),
+         KeptSetting("--evaluate-every", evaluateEvery, stored.evaluateEvery)]
+    }
+
     /// The book's settings (see each property).
     public init() {}
 
@@ -311,7 +319,8 @@ public final class TextTrainer {
             merged.checkpointEvery = requested.checkpointEvery ?? stored.checkpointEvery
             merged.evaluateEvery = requested.evaluateEvery ?? stored.evaluateEvery
             let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
-            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
+            let changed = changedOnResume(requested.settingsAppliedOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, changed: changed, resume: resume) { progress.report(.warning(w)) }
             do { try merged.validate() } catch {
                 throw StudioError.incompatibleCheckpoint(path: resume.path, reason: "its stored training settings are invalid: \(error)")
             }
@@ -366,22 +375,16 @@ public final class TextTrainer {
         // (A checkpoint written before fingerprints were kept gets this corpus's from now on.)
         state.dataFingerprint = fingerprint
 
-        if restored != nil {
+        if restored != nil, let resume {
             // The saved data position must fit this corpus, and there must be steps left to train.
             let windows = train.starts.count
             let batchesPerEpoch = max(windows / max(min(config.batchSize, windows), 1), 1)
             guard state.batchInEpoch < batchesPerEpoch else {
-                throw StudioError.incompatibleCheckpoint(path: resume?.path ?? "",
+                throw StudioError.incompatibleCheckpoint(path: resume.path,
                     reason: "it stopped at batch \(state.batchInEpoch) of an epoch, but this corpus gives only \(batchesPerEpoch) batches per epoch: exact resume needs the corpus the run was trained on")
             }
-            var total = config.steps ?? Int.max
-            if let e = config.epochs {
-                let (product, overflow) = e.multipliedReportingOverflow(by: batchesPerEpoch)
-                total = min(total, overflow ? Int.max : product)
-            }
-            if state.step >= total {
-                throw StudioError.invalidOption("nothing to do: \(resume?.path ?? "the checkpoint") is already at step \(state.step), at or past the requested total of \(total) steps; give a larger --steps or --epochs (totals count the resumed steps)")
-            }
+            try refuseResumeWithNothingToDo(resume: resume, step: state.step,
+                                            total: stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: batchesPerEpoch))
         }
         folder = try trainingFolder(output: output, resume: resume, generator: "text", rewrites: ["best.safetensors"])
         record = RunRecord(generator: "text", arguments: arguments, settings: settingsDescription(config), seed: config.seed)
@@ -565,14 +568,7 @@ public final class TextTrainer {
             progress.report(.warning("only \(windows) training windows: using batch size \(batch) instead of \(config.batchSize)"))
         }
         let batchesPerEpoch = max(windows / batch, 1)
-        let totalSteps: Int? = {
-            var s: Int? = config.steps
-            if let e = config.epochs {
-                let (product, overflow) = e.multipliedReportingOverflow(by: batchesPerEpoch)
-                s = min(s ?? Int.max, overflow ? Int.max : product)
-            }
-            return s
-        }()
+        let totalSteps = stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: batchesPerEpoch)
         progress.report(.info("corpus \(corpusURL.path): \(corpus.tokens.count) characters, vocabulary \(corpus.vocabulary.count); \(windows) training windows, \(min(validation.starts.count, config.maxValidationWindows)) validation windows; \(batchesPerEpoch) steps per epoch"))
         progress.report(.info("model: \(config.layers) × LSTM \(config.units), \(model.parameters.reduce(0) { $0 + $1.count }) parameters; \(config.optimizer) lr \(config.learningRate), batch \(batch), targets \(config.targets.rawValue)"))
         if state.step > 0 { progress.report(.info("resuming at step \(state.step), epoch \(state.epoch + 1), batch \(state.batchInEpoch)")) }

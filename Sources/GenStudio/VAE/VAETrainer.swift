@@ -59,6 +59,13 @@ public struct VAETrainingConfig: Codable, Equatable {
          KeptSetting("--learning-rate", learningRate, stored.learningRate), KeptSetting("--seed", seed, stored.seed)]
     }
 
+    /// The cadence settings a resumed run takes from these when they are given (else from its
+    /// checkpoint `stored`), with the command-line option of each (for the warning about the
+    /// options given with `--resume` that change the checkpoint's value).
+    public func settingsAppliedOnResume(stored: VAETrainingConfig) -> [KeptSetting] {
+        [KeptSetting("--checkpoint-every", checkpointEvery, stored.checkpointEvery)]
+    }
+
     /// The model these settings describe.
     public var modelConfig: VAEModelConfig { VAEModelConfig(imageSize: imageSize, channels: channels, latentDim: latentDim) }
 
@@ -224,7 +231,8 @@ public final class VAETrainer {
     /// - Throws: ``StudioError`` for bad options, an incompatible checkpoint (including missing,
     ///   mis-shaped or non-finite optimizer state) or an unusable folder; `CheckpointError` for
     ///   unreadable checkpoints; ``GenData/DatasetError`` and
-    ///   ``GenData/ImageError`` for bad data. Nothing is written before all checks pass.
+    ///   ``GenData/ImageError`` for bad data; ``StudioError/invalidOption(_:)`` for a resume already
+    ///   at or past the requested step total. Nothing is written before all checks pass.
     public init(config requested: VAETrainingConfig, resume: URL?, output: URL?, arguments: [String],
                 progress: ProgressReporter) throws {
         try requested.validate()
@@ -249,7 +257,8 @@ public final class VAETrainer {
             merged.skipInvalid = requested.skipInvalid || stored.skipInvalid
             merged.maxPixels = requested.maxPixels
             let ignored = ignoredOnResume(requested.settingsKeptOnResume(stored: stored), arguments: arguments)
-            if let w = ignoredOnResumeWarning(ignored, resume: resume) { progress.report(.warning(w)) }
+            let changed = changedOnResume(requested.settingsAppliedOnResume(stored: stored), arguments: arguments)
+            if let w = ignoredOnResumeWarning(ignored, changed: changed, resume: resume) { progress.report(.warning(w)) }
             config = merged
             restored = (ckpt, st)
         }
@@ -267,8 +276,8 @@ public final class VAETrainer {
         model = VAEModel(config: config.modelConfig, using: &rng)
         optimizer = Adam(learningRate: config.learningRate)
         state = VAETrainingState(position: DataPosition(seed: config.seed), rng: rng)
-        if let restored {
-            let path = resume?.path ?? ""
+        if let restored, let resume {
+            let path = resume.path
             // Exact resume needs the images the run was trained on (--data, or the checkpoint's source).
             try data.fingerprint.requireSame(as: restored.state.dataFingerprint, data: config.data ?? "fashion-mnist", checkpoint: path)
             try restoreParameters(model.parameters, from: restored.checkpoint, path: path)
@@ -277,6 +286,12 @@ public final class VAETrainer {
                 throw StudioError.incompatibleCheckpoint(path: path, reason: "its data position does not fit \(data.trainCount) training images (different --data?)")
             }
             state = restored.state
+            // A total already reached is refused before the folder is touched (no record rewritten,
+            // no evaluation repeated).
+            let perEpoch = try BatchSampler(count: data.trainCount, batchSize: min(config.batchSize, data.trainCount),
+                                            seed: config.seed, dropLast: false).batchesPerEpoch
+            try refuseResumeWithNothingToDo(resume: resume, step: state.step,
+                                            total: stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: perEpoch))
         }
         // (A checkpoint written before fingerprints were kept gets these images' from now on.)
         state.dataFingerprint = data.fingerprint
@@ -405,11 +420,7 @@ public final class VAETrainer {
         var sampler = try BatchSampler(count: data.trainCount, batchSize: batch, seed: config.seed, shuffle: true,
                                        dropLast: false, position: state.position)
         let perEpoch = sampler.batchesPerEpoch
-        let totalSteps: Int? = {
-            var s: Int? = config.steps
-            if let e = config.epochs { s = min(s ?? Int.max, e * perEpoch) }
-            return s
-        }()
+        let totalSteps = stepTotal(steps: config.steps, epochs: config.epochs, perEpoch: perEpoch)
         progress.report(.info("data: \(data.description); \(data.trainCount) training and \(data.testCount) evaluation images of \(config.imageSize)x\(config.imageSize)x\(config.channels); \(perEpoch) steps per epoch"))
         progress.report(.info("model: convolutional VAE, latent dimension \(config.latentDim), \(model.parameters.reduce(0) { $0 + $1.count }) parameters; Adam lr \(config.learningRate), batch \(batch), beta \(config.beta)"))
         if state.step > 0 { progress.report(.info("resuming at step \(state.step), epoch \(state.epoch + 1)")) }
@@ -489,7 +500,9 @@ public final class VAETrainer {
                 // a resumed session's rows then never show less than this one's.
                 state.elapsed = elapsedTotal()
                 try saveCheckpoint()
-            } else if let every = config.checkpointEvery, state.step % every == 0 {
+            } else if state.step != totalSteps, let every = config.checkpointEvery, state.step % every == 0 {
+                // (Not at the last step: its checkpoint is the final one, written after the final
+                // row and pictures, so that a run killed before them is not taken for finished.)
                 state.elapsed = elapsedTotal()
                 try saveCheckpoint()
             }
