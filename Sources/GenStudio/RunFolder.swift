@@ -161,9 +161,18 @@ public struct RunFolder {
     /// (``removeStaleTemporaries()``). Two runs given the same `--output`, or two resumes of one
     /// checkpoint, would otherwise mix their metrics rows, samples and checkpoints.
     /// - Throws: ``StudioError/invalidOption(_:)`` when another gen run holds the folder.
+    ///
+    /// Within one process the lock is shared: a trainer made while another of this process holds
+    /// the folder (a test that resumes a run it keeps) gets the same lock instead of a refusal.
     public mutating func lockForTraining() throws {
         let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }     // unreadable: the writes that follow report the problem
+        if let held = FolderLock.held(sameFolderAs: fd) {
+            close(fd)
+            lock = held
+            removeStaleTemporaries()
+            return
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let busy = errno == EWOULDBLOCK
             close(fd)
@@ -364,6 +373,39 @@ public enum StudioError: Error, CustomStringConvertible {
 /// copy goes) releases the lock.
 final class FolderLock {
     let descriptor: Int32
-    init(descriptor: Int32) { self.descriptor = descriptor }
-    deinit { close(descriptor) }
+    private let key: Key
+
+    /// A folder's identity: device and inode.
+    private struct Key: Hashable { var device: UInt64; var inode: UInt64 }
+    private final class Weak { weak var lock: FolderLock?; init(_ l: FolderLock) { lock = l } }
+    private static let registryLock = NSLock()
+    nonisolated(unsafe) private static var registry: [Key: Weak] = [:]
+
+    private static func key(of fd: Int32) -> Key? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return Key(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// The lock this process already holds on the folder open at `fd`, if any.
+    static func held(sameFolderAs fd: Int32) -> FolderLock? {
+        guard let k = key(of: fd) else { return nil }
+        registryLock.lock(); defer { registryLock.unlock() }
+        return registry[k]?.lock
+    }
+
+    /// Takes ownership of `descriptor`, which holds the folder's `flock`.
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+        key = FolderLock.key(of: descriptor) ?? Key(device: 0, inode: 0)
+        FolderLock.registryLock.lock(); defer { FolderLock.registryLock.unlock() }
+        FolderLock.registry[key] = Weak(self)
+    }
+
+    deinit {
+        FolderLock.registryLock.lock()
+        if FolderLock.registry[key]?.lock == nil { FolderLock.registry[key] = nil }
+        FolderLock.registryLock.unlock()
+        close(descriptor)
+    }
 }

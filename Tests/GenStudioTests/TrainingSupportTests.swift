@@ -164,20 +164,47 @@ final class RunFolderTests: XCTestCase {
         }
     }
 
+    /// Whether some process holds an exclusive flock on `folder` (nil: cannot tell).
+    func flockHeld(_ folder: URL) -> Bool? {
+        let fd = open(folder.path, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { flock(fd, LOCK_UN); return false }
+        return errno == EWOULDBLOCK ? true : nil
+    }
+
     /// A training run holds its folder: a second run (another `--output` of the same folder, or a
     /// second resume of one checkpoint) is refused while the first writes, and may go once it
     /// ended; temporaries left by killed writers are removed, those of live processes kept.
     func testTrainingRunsLockTheirFolderAndClearDeadWritersTemporaries() throws {
         let dir = try makeStudioTempDir(self)
         let out = dir.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        // Another process holds the folder (util-linux's flock(1), as a gen run's lock would).
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["--exclusive", "--no-fork", out.path, "sleep", "30"]
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
+        var refused = false
+        for _ in 0..<100 where !refused {     // until flock(1) has taken the lock
+            do { _ = try trainingFolder(output: out, resume: nil, generator: "text", rewrites: []); usleep(50_000) } catch {
+                XCTAssertTrue("\(error)".contains("\(out.path) is in use by another gen run"), "\(error)")
+                refused = true
+            }
+        }
+        XCTAssertTrue(refused, "a folder held by another process was accepted")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.path), "the refused run removed the folder in use")
+        holder.terminate()
+        holder.waitUntilExit()
+        // Within this process, a second trainer on the folder shares the first's lock.
         do {
             let first = try trainingFolder(output: out, resume: nil, generator: "text", rewrites: [])
-            XCTAssertThrowsError(try trainingFolder(output: out, resume: nil, generator: "text", rewrites: [])) { error in
-                XCTAssertTrue("\(error)".contains("\(out.path) is in use by another gen run"), "\(error)")
-            }
-            XCTAssertTrue(FileManager.default.fileExists(atPath: first.url.path), "the refused run removed the folder in use")
+            let second = try trainingFolder(output: out, resume: nil, generator: "text", rewrites: [])
+            XCTAssertTrue(first.lock != nil && first.lock === second.lock)
         }
-        // The first run is over (its folder value is gone): the folder can be used again.
+        XCTAssertEqual(flockHeld(out), false, "the lock outlived its run folders")
+        // The holder is gone: the folder can be used again.
         try FileManager.default.createDirectory(at: out.appendingPathComponent("samples"), withIntermediateDirectories: true)
         let dead = ".checkpoint.safetensors.tmp-\(Int32.max - 7)-9f3a", live = ".metrics.csv.tmp-\(getpid())-1b"
         for name in [dead, live, "samples/.step-000010.png.tmp-\(Int32.max - 7)-aa", "notes.tmp-12-ab"] {
