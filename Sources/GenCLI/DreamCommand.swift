@@ -93,7 +93,11 @@ struct DreamCommand: ParsableCommand {
         }
         if let explicit { return ("squeezenet1_0", explicit) }
         if let url = try? WeightsRegistry.resolveWeights(network: "inception_v3", explicit: nil) { return ("inception_v3", url) }
-        if let url = try? WeightsRegistry.resolveWeights(network: "squeezenet1_0", explicit: nil) { return ("squeezenet1_0", url) }
+        if let url = try? WeightsRegistry.resolveWeights(network: "squeezenet1_0", explicit: nil) {
+            if !quiet { printError("note: using squeezenet1_0 (\(url.path)): inception_v3's weights, the default, are not in the cache") }
+            return ("squeezenet1_0", url)
+        }
+        printError("note: without --network, dream uses inception_v3, else squeezenet1_0; the cache holds neither's weights")
         return ("inception_v3", try WeightsRegistry.resolveWeights(network: "inception_v3", explicit: nil))
     }
 

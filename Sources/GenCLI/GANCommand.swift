@@ -25,7 +25,8 @@ struct GANTrain: ParsableCommand {
         from one fixed noise batch every --sample-every steps and at the end), metrics.csv (discriminator loss on \
         real and generated images, generator loss), loss.png (losses by step with labelled axes and a legend: blue D on real, red D on generated, green G), \
         checkpoint.safetensors and run.json. Warns when the discriminator's loss collapses to its floor or the \
-        samples collapse to one mode. Ctrl-C stops cleanly with a checkpoint; --resume continues exactly.
+        samples collapse to one mode. Trains 10,000 steps unless --steps, --epochs or --time-limit says \
+        otherwise. Ctrl-C stops cleanly with a checkpoint; --resume continues exactly.
         """
     )
 
@@ -133,8 +134,8 @@ struct GANSample: ParsableCommand {
     @Flag(help: "Write the images as one grid.png instead of separate files.") var grid = false
     @Option(help: "Also interpolate: N images per segment (including both ends) along a spherical path between latent points.")
     var interpolate: Int?
-    @Option(help: "Latent points the interpolation passes through (≥ 2).") var waypoints: Int = 2
-    @Flag(help: "Write the interpolation as frame-NNN.png files as well as the strip.") var frames = false
+    @Option(help: "Latent points the interpolation passes through (≥ 2; default: 2; with --interpolate).") var waypoints: Int?
+    @Flag(help: "Write the interpolation as frame-NNN.png files as well as the strip (with --interpolate).") var frames = false
     @Option(help: "Truncation trick: redraw latent components beyond ±T (T > 0; smaller is more typical, less varied).")
     var truncation: Float?
     @OptionGroup var common: CommonOptions
@@ -144,7 +145,11 @@ struct GANSample: ParsableCommand {
     func validate() throws {
         if !(1...4096).contains(count) { throw ValidationError("--count must be in 1...4096 (got \(count))") }
         if let n = interpolate, !(2...1024).contains(n) { throw ValidationError("--interpolate must be in 2...1024 (got \(n))") }
-        if !(2...64).contains(waypoints) { throw ValidationError("--waypoints must be in 2...64 (got \(waypoints))") }
+        if let w = waypoints, !(2...64).contains(w) { throw ValidationError("--waypoints must be in 2...64 (got \(w))") }
+        // Options that shape an interpolation not asked for would be silently ignored.
+        if interpolate == nil && (waypoints != nil || frames) {
+            throw ValidationError("\(waypoints != nil ? "--waypoints" : "--frames") shapes the interpolation: give --interpolate N with it")
+        }
         if let t = truncation, !(t > 0 && t.isFinite) { throw ValidationError("--truncation must be positive (got \(t))") }
     }
 
@@ -156,7 +161,7 @@ struct GANSample: ParsableCommand {
             let images = sampler.generate(sampler.latents(count: count, truncation: truncation, using: &rng))
             var interpolation: Tensor?
             if let n = interpolate {
-                let points = sampler.latents(count: waypoints, truncation: truncation, using: &rng)
+                let points = sampler.latents(count: waypoints ?? 2, truncation: truncation, using: &rng)
                 interpolation = sampler.generate(GANSampler.slerp(points, steps: n))
             }
             guard GANPictures.isFinite(images) && interpolation.map(GANPictures.isFinite) ?? true else {

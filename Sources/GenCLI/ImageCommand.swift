@@ -143,6 +143,15 @@ struct ImageCommand: ParsableCommand {
                 // A folder (or a write-protected file) where the output goes: refused before decoding.
                 if let problem = replacementRefusal(of: output) { throw ImageError.invalidArgument("\(output): \(problem)") }
                 guard bitDepth == 8 || bitDepth == 16 else { throw ImageError.invalidArgument("--bit-depth must be 8 or 16, got \(bitDepth)") }
+                if bitDepth == 16 && format == .jpeg {
+                    throw ImageError.invalidArgument("--bit-depth 16 is for PNG output: JPEG (\(output)) stores 8 bits per sample")
+                }
+                // The folder the output goes in must exist (the error would otherwise name the temporary file).
+                let parent = (output as NSString).deletingLastPathComponent
+                var isFolder: ObjCBool = false
+                if !parent.isEmpty && !(FileManager.default.fileExists(atPath: parent, isDirectory: &isFolder) && isFolder.boolValue) {
+                    throw ImageError.invalidArgument("\(output): the folder \(parent) does not exist")
+                }
                 guard (1...100).contains(quality) else { throw ImageError.invalidArgument("--quality must be in 1...100, got \(quality)") }
                 guard maxPixels > 0 else { throw ImageError.invalidArgument("--max-pixels must be positive") }
                 var target: (Int?, Int?, Int?)?

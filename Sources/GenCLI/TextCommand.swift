@@ -23,8 +23,9 @@ struct TextTrain: ParsableCommand {
         discussion: """
         Writes to the run folder: checkpoint.safetensors, samples/*.txt (temperatures 0.2, 0.5, 1.0, 1.2 after \
         every epoch and at the end), metrics.csv (train and validation bits per character) and run.json. \
-        Validation scores each held-out character from the --seq-length characters before it (the \
-        last --validation-split of the corpus), whatever --targets is. \
+        Validation scores held-out characters (all, or 4,096 evenly spaced ones) each from the \
+        --seq-length characters before it (the last --validation-split of the corpus), whatever --targets is. \
+        Trains 60 epochs unless --epochs, --steps or --time-limit says otherwise. \
         Ctrl-C stops cleanly after the current step and writes a checkpoint; --resume continues exactly.
         """
     )

@@ -112,10 +112,10 @@ struct VAESample: ParsableCommand {
     @Option(help: "Samples from the prior in an N x N grid.") var grid: Int?
     @Option(parsing: .upToNextOption, help: "Two image files: decode along a spherical interpolation between their latent codes.")
     var interpolate: [String] = []
-    @Option(help: "Images along the interpolation, both ends included.") var steps: Int = 10
-    @Flag(help: "Write the interpolation as separate frames instead of one strip.") var frames = false
+    @Option(help: "Images along the interpolation, both ends included (default: 10; with --interpolate).") var steps: Int?
+    @Flag(help: "Write the interpolation as separate frames instead of one strip (with --interpolate).") var frames = false
     @Flag(help: "Write the latent manifold.") var manifold = false
-    @Option(help: "Side of the manifold grid.") var manifoldSize: Int = 15
+    @Option(help: "Side of the manifold grid (default: 15; with --manifold).") var manifoldSize: Int?
     @Option(help: "Largest accepted width×height of an --interpolate image's header (a guard against decompression bombs; raise it for trusted large images).") var maxPixels: Int = ImageDecodeOptions.defaultMaxPixels
     @OptionGroup var common: CommonOptions
 
@@ -128,8 +128,13 @@ struct VAESample: ParsableCommand {
         if !interpolate.isEmpty && interpolate.count != 2 {
             throw ValidationError("--interpolate needs exactly two image files (got \(interpolate.count))")
         }
-        if steps < 2 || steps > 1000 { throw ValidationError("--steps must be in 2...1000 (got \(steps))") }
-        if manifoldSize < 2 || manifoldSize > 100 { throw ValidationError("--manifold-size must be in 2...100 (got \(manifoldSize))") }
+        if let steps, steps < 2 || steps > 1000 { throw ValidationError("--steps must be in 2...1000 (got \(steps))") }
+        if let m = manifoldSize, m < 2 || m > 100 { throw ValidationError("--manifold-size must be in 2...100 (got \(m))") }
+        // Options that shape a picture not asked for would be silently ignored.
+        if interpolate.isEmpty && (steps != nil || frames) {
+            throw ValidationError("\(steps != nil ? "--steps" : "--frames") shapes the interpolation: give --interpolate A B with it")
+        }
+        if manifoldSize != nil && !manifold { throw ValidationError("--manifold-size shapes the manifold: give --manifold with it") }
     }
 
     func run() throws {
@@ -156,6 +161,7 @@ struct VAESample: ParsableCommand {
                 let d = mc.latentDim
                 let a = Array(means[0..<d]), b = Array(means[d..<2 * d])
                 var codes: [Float] = []
+                let steps = self.steps ?? 10
                 for i in 0..<steps { codes += VAEPictures.slerp(a, b, Float(i) / Float(steps - 1)) }
                 let images = model.decodeImages(Tensor(shape: [steps, d], scalars: codes))
                 if frames {
@@ -165,7 +171,7 @@ struct VAESample: ParsableCommand {
                 }
             }
             if manifold {
-                pictures.append((try model.manifold(n: manifoldSize), "manifold.png"))
+                pictures.append((try model.manifold(n: manifoldSize ?? 15), "manifold.png"))
             }
             for (im, name) in pictures where !VAEPictures.isFinite(im) {
                 throw StudioError.incompatibleCheckpoint(path: checkpoint, reason: "decoding gives non-finite values (\(name))")

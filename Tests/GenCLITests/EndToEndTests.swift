@@ -408,6 +408,10 @@ final class EndToEndTests: XCTestCase {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false)
         try assertCleanFailure(["image", "convert", input.path, folder.path], code: 2, mentions: ["isdir.png", "a folder is there"])
         try assertCleanFailure(["image", "convert", input.path, dir.path], code: 2, mentions: ["is a folder"])
+        try assertCleanFailure(["image", "convert", input.path, dir.appendingPathComponent("no/such/out.png").path], code: 2,
+                               mentions: ["the folder \(dir.appendingPathComponent("no/such").path) does not exist"])
+        try assertCleanFailure(["image", "convert", input.path, jpg.path, "--bit-depth", "16"], code: 2,
+                               mentions: ["--bit-depth 16 is for PNG output"])
         try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: jpg.path)
         let before = try Data(contentsOf: jpg)
         try assertCleanFailure(["image", "convert", input.path, jpg.path, "--quality", "50"], code: 2, mentions: ["out.jpg", "write-protected"])

@@ -190,6 +190,25 @@ final class TextParsingTests: XCTestCase {
         }
     }
 
+    /// Sample options that shape a picture not asked for are refused instead of silently ignored.
+    func testSampleOptionsNeedThePictureTheyShape() throws {
+        for (args, message) in [(["vae", "sample", "--checkpoint", "c", "--steps", "5"], "--steps shapes the interpolation"),
+                                (["vae", "sample", "--checkpoint", "c", "--frames"], "--frames shapes the interpolation"),
+                                (["vae", "sample", "--checkpoint", "c", "--manifold-size", "5"], "--manifold-size shapes the manifold"),
+                                (["gan", "sample", "--checkpoint", "c", "--waypoints", "3"], "--waypoints shapes the interpolation"),
+                                (["gan", "sample", "--checkpoint", "c", "--frames"], "--frames shapes the interpolation")] {
+            XCTAssertThrowsError(try GenCommand.parseAsRoot(args), args.joined(separator: " ")) { e in
+                let m = GenCommand.fullMessage(for: e)
+                XCTAssertTrue(m.contains(message), m)
+            }
+        }
+        for args in [["vae", "sample", "--checkpoint", "c", "--interpolate", "a.png", "b.png", "--steps", "5", "--frames"],
+                     ["vae", "sample", "--checkpoint", "c", "--manifold", "--manifold-size", "5"],
+                     ["gan", "sample", "--checkpoint", "c", "--interpolate", "8", "--waypoints", "3", "--frames"]] {
+            XCTAssertNoThrow(try GenCommand.parseAsRoot(args), args.joined(separator: " "))
+        }
+    }
+
     /// gen's mapping of its own errors: input errors 2, run failures 1.
     func testErrorExitCodes() {
         XCTAssertEqual(GenCLI.exitCode(for: TextError.empty(file: "x")), 2)
