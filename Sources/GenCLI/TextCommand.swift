@@ -212,21 +212,19 @@ struct TextSample: ParsableCommand {
             }
             let sampler = TextSampler(model: model)
             var rng = RandomGenerator(seed: seed)
-            var out = ""
+            // Streamed as it is drawn (a few hundred characters at a time), so a long --length shows
+            // progress and an interrupt keeps what was printed.
             for t in try temperatures() {
                 for k in 0..<count {
-                    let tokens = sampler.generate(prime: primeTokens, length: length,
-                                                  options: SamplingOptions(temperature: t, topK: topK, topP: topP), using: &rng)
-                    let text = vocabulary.decode(tokens)
-                    if raw {
-                        out += text + "\n"
-                    } else {
-                        out += "----- temperature \(t)\(count > 1 ? " sample \(k + 1)" : "") -----\n"
-                        out += vocabulary.decode(primeTokens) + text + "\n"
+                    if !raw {
+                        try writeStandardOutput("----- temperature \(t)\(count > 1 ? " sample \(k + 1)" : "") -----\n"
+                                                + vocabulary.decode(primeTokens))
                     }
+                    try sampler.generate(prime: primeTokens, length: length, options: SamplingOptions(temperature: t, topK: topK, topP: topP),
+                                         using: &rng, chunk: 256) { try writeStandardOutput(vocabulary.decode($0)) }
+                    try writeStandardOutput("\n")
                 }
             }
-            try writeStandardOutput(out)
         }
     }
 }

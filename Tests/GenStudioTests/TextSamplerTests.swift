@@ -30,6 +30,22 @@ final class TextSamplerTests: XCTestCase {
 
     func prime() -> [Int32] { try! Self.trained.vocabulary.encode("the cat ") }
 
+    /// Streaming in pieces gives the tokens and random draws of one whole generation.
+    func testStreamedPiecesMatchOneGeneration() {
+        let sampler = TextSampler(model: Self.trained.model)
+        let options = SamplingOptions(temperature: 0.8, topK: 5)
+        for (n, chunk) in [(0, 4), (1, 1), (37, 1), (37, 7), (37, 37), (37, 100)] {
+            var a = RandomGenerator(seed: 11), b = RandomGenerator(seed: 11)
+            let whole = sampler.generate(prime: prime(), length: n, options: options, using: &a)
+            var pieces: [[Int32]] = []
+            sampler.generate(prime: prime(), length: n, options: options, using: &b, chunk: chunk) { pieces.append($0) }
+            XCTAssertEqual(pieces.flatMap { $0 }, whole, "length \(n), chunk \(chunk)")
+            XCTAssertEqual(pieces.count, (n + chunk - 1) / chunk)
+            XCTAssertTrue(pieces.allSatisfy { !$0.isEmpty && $0.count <= chunk })
+            XCTAssertEqual(a.next(), b.next(), "the streamed form drew differently")
+        }
+    }
+
     func testExactLength() {
         let sampler = TextSampler(model: Self.trained.model)
         var rng = RandomGenerator(seed: 3)

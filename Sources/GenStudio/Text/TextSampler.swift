@@ -159,16 +159,29 @@ public final class TextSampler {
     /// a newline or a corpus window when the user gives none).
     public func generate(prime: [Int32], length: Int, options: SamplingOptions,
                          using rng: inout RandomGenerator) -> [Int32] {
-        reset()
-        for t in prime { feed(t) }
         var out: [Int32] = []
         out.reserveCapacity(length)
+        generate(prime: prime, length: length, options: options, using: &rng, chunk: max(length, 1)) { out += $0 }
+        return out
+    }
+
+    /// ``generate(prime:length:options:using:)`` handing the tokens to `emit` as they are drawn, in
+    /// pieces of at most `chunk` (≥ 1), so that a long sample can be shown while it is written; the
+    /// tokens and the draws from `rng` are those of the other form.
+    /// - Throws: what `emit` throws (generation stops there).
+    public func generate(prime: [Int32], length: Int, options: SamplingOptions, using rng: inout RandomGenerator,
+                         chunk: Int, emit: ([Int32]) throws -> Void) rethrows {
+        reset()
+        for t in prime { feed(t) }
+        var piece: [Int32] = []
+        piece.reserveCapacity(min(max(chunk, 1), max(length, 1)))
         for _ in 0..<length {
             let next = draw(options, using: &rng)
-            out.append(next)
+            piece.append(next)
             feed(next)
+            if piece.count >= chunk { try emit(piece); piece.removeAll(keepingCapacity: true) }
         }
-        return out
+        if !piece.isEmpty { try emit(piece) }
     }
 }
 
