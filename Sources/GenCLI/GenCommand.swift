@@ -28,6 +28,10 @@ public struct GenCommand: ParsableCommand {
         // Ctrl-C ends gen at once, leaving no temporary file or empty folder of its own; the
         // training commands replace this with their clean stop.
         Interrupt.installImmediate()
+        // A reader of stdout or stderr that goes away (`gen … 2>&1 | tee log`, then Ctrl-C, which
+        // ends tee first) must not kill a run before its clean stop: writes then fail with EPIPE,
+        // progress messages are dropped, and a command whose output is lost ends by SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         // A closed standard descriptor (`gen … >&-`) would be reused by the next file gen opens,
         // and printed text would land in that file (a checkpoint, a picture). Each closed one is
         // pointed at /dev/null instead; a closed stdout is then reported as a failed write.
@@ -47,8 +51,15 @@ public struct GenCommand: ParsableCommand {
             errno = 0
             let flushFailed = fflush(stdout) != 0
             if flushFailed || ferror(stdout) != 0 || stdoutWasClosed {
-                printError("gen: error: \(StandardOutputError(code: flushFailed ? errno : stdoutWasClosed ? EBADF : 0))")
                 if Interrupt.requested { Interrupt.endAsSignalled() }
+                var code = flushFailed ? errno : stdoutWasClosed ? EBADF : 0
+                if code == 0 {
+                    // The failure came earlier, in a print; a pipe whose reader went shows POLLERR.
+                    var p = pollfd(fd: STDOUT_FILENO, events: Int16(POLLOUT), revents: 0)
+                    if poll(&p, 1, 0) == 1 && p.revents & Int16(POLLERR) != 0 { code = EPIPE }
+                }
+                if code == EPIPE { endByBrokenPipe() }
+                printError("gen: error: \(StandardOutputError(code: code))")
                 Foundation.exit(1)
             }
             // A training run stopped by Ctrl-C (or SIGTERM) ends cleanly with a checkpoint, then

@@ -180,7 +180,8 @@ struct TextSample: ParsableCommand {
         // fails on "5"; a prime that is exactly one of this command's options is that mistake.
         if let prime, let name = prime.split(separator: "=", maxSplits: 1).first.map(String.init),
            longOptionNames(of: self).contains(name) {
-            throw ValidationError("--prime has no text: it took the option '\(prime)' that follows it as the text")
+            throw ValidationError("--prime has no text: it took the option '\(prime)' that follows it as the text "
+                                  + "(to start from exactly that text, put it in a file and give --prime-file)")
         }
     }
 

@@ -142,6 +142,15 @@ struct VAESample: ParsableCommand {
             common.applyThreads()
             let model = try VAEModel.load(from: URL(fileURLWithPath: checkpoint))
             let mc = model.config
+            // Every picture's images and its grid are held as floats: refuse a request that cannot
+            // fit (a 100×100 manifold at 1024 px needs about 95 GB) before decoding for minutes.
+            let images = (count != nil || grid != nil || (interpolate.isEmpty && !manifold) ? grid.map { $0 * $0 } ?? count ?? 64 : 0)
+                + (manifold ? (manifoldSize ?? 15) * (manifoldSize ?? 15) : 0) + (interpolate.isEmpty ? 0 : steps ?? 10)
+            let bytes = Double(images) * Double(mc.imageSize * mc.imageSize * mc.channels) * 4 * 2.5
+            if bytes > 16 * 1_073_741_824 {
+                throw StudioError.invalidOption(String(format: "%d images of %dx%d need about %.0f GB of memory; ask for fewer (--count, --grid, --manifold-size, --steps)",
+                                                       images, mc.imageSize, mc.imageSize, bytes / 1e9))
+            }
             // Read the interpolation ends before creating any output.
             var ends: [Image] = []
             for path in interpolate {

@@ -176,40 +176,76 @@ public struct RunFolder {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let busy = errno == EWOULDBLOCK
             close(fd)
-            if busy {
-                throw StudioError.invalidOption("\(url.path) is in use by another gen run that is still writing to it; "
-                                                + "wait for that run to end, or choose another --output")
-            }
+            if busy { throw RunFolder.inUse(url) }
             return     // a file system without flock: run unlocked, as before
+        }
+        // The folder locked must still be the one at the path (not removed or replaced meanwhile).
+        var held = stat(), now = stat()
+        guard fstat(fd, &held) == 0, stat(url.path, &now) == 0, held.st_dev == now.st_dev, held.st_ino == now.st_ino else {
+            close(fd)
+            throw StudioError.cannotCreateFolder(path: url.path, reason: "the folder was removed or replaced while this run started")
         }
         lock = FolderLock(descriptor: fd)
         removeStaleTemporaries()
     }
 
-    /// Removes `.<name>.tmp-<pid>-<random>` files (``GenTensor/AtomicFile``'s temporaries) in the
-    /// folder and its `samples/` and `pictures/` folders whose process no longer runs: what a
-    /// `kill -9` or a power cut during a write leaves. Best effort; returns the names removed.
+    /// The refusal of a folder another gen run holds.
+    static func inUse(_ url: URL) -> StudioError {
+        .invalidOption("\(url.path) is in use by another gen run that is still writing to it; "
+                       + "wait for that run to end, or choose another --output")
+    }
+
+    /// Whether another process holds the training lock of the folder at `url` (false when it does
+    /// not exist, cannot be opened, or this process holds it).
+    static func isHeldByAnotherProcess(_ url: URL) -> Bool {
+        let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if FolderLock.held(sameFolderAs: fd) != nil { return false }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { flock(fd, LOCK_UN); return false }
+        return errno == EWOULDBLOCK
+    }
+
+    /// Removes gen's temporaries left by a writer that died (a `kill -9` or a power cut during a
+    /// write) in the folder and its `samples/` and `pictures/` folders: files named
+    /// `.<name>.<ext>.tmp-<pid>-<hex>` (``GenTensor/AtomicFile``'s pattern, for the extensions gen
+    /// writes) whose process no longer runs and that were last modified over `minimumAge` seconds
+    /// ago (a writer in another PID namespace, e.g. a container sharing the folder, shows as dead
+    /// but keeps its file fresh). Best effort; returns the names removed.
     @discardableResult
-    public func removeStaleTemporaries() -> [String] {
+    public func removeStaleTemporaries(minimumAge: TimeInterval = 60) -> [String] {
         var removed: [String] = []
+        let now = Date().timeIntervalSince1970
         for sub in ["", "samples", "pictures"] {
             let dir = sub.isEmpty ? url : url.appendingPathComponent(sub)
             for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] {
                 guard let pid = RunFolder.temporaryFileOwner(name), pid != getpid(),
                       kill(pid, 0) != 0 && errno == ESRCH else { continue }
-                if unlink(dir.appendingPathComponent(name).path) == 0 { removed.append(sub.isEmpty ? name : sub + "/" + name) }
+                let path = dir.appendingPathComponent(name).path
+                var st = stat()
+                guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+                      now - Double(st.st_mtim.tv_sec) > minimumAge else { continue }
+                if unlink(path) == 0 { removed.append(sub.isEmpty ? name : sub + "/" + name) }
             }
         }
         return removed
     }
 
-    /// The process id in an ``GenTensor/AtomicFile`` temporary's name `.<name>.tmp-<pid>-<random>`,
-    /// or nil for any other name.
+    /// Extensions of the files gen writes through temporaries in a run folder.
+    static let temporaryExtensions: Set<String> = ["safetensors", "csv", "json", "png", "jpg", "jpeg", "txt"]
+
+    /// The process id in an ``GenTensor/AtomicFile`` temporary's name `.<name>.<ext>.tmp-<pid>-<hex>`
+    /// (`<ext>` one of ``temporaryExtensions``, `<hex>` 1 to 8 lowercase hexadecimal digits), or nil
+    /// for any other name.
     static func temporaryFileOwner(_ name: String) -> pid_t? {
-        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards), r.lowerBound > name.index(after: name.startIndex)
-        else { return nil }
+        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) else { return nil }
+        let target = name[name.index(after: name.startIndex)..<r.lowerBound]
+        guard let dot = target.lastIndex(of: "."), dot > target.startIndex,
+              temporaryExtensions.contains(String(target[target.index(after: dot)...]).lowercased()) else { return nil }
         let rest = name[r.upperBound...].split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard rest.count == 2, !rest[1].isEmpty, let pid = pid_t(rest[0]), pid > 0 else { return nil }
+        guard rest.count == 2, (1...8).contains(rest[1].count),
+              rest[1].allSatisfy({ ("0"..."9").contains($0) || ("a"..."f").contains($0) }),
+              rest[0].allSatisfy(\.isASCII), let pid = pid_t(rest[0]), pid > 0 else { return nil }
         return pid
     }
 

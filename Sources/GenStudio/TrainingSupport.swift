@@ -93,6 +93,9 @@ let checkpointFileName = "checkpoint.safetensors"
 ///   another gen run is writing to it.
 func trainingFolder(output: URL?, resume: URL?, generator: String, rewrites: [String]) throws -> RunFolder {
     let explicit = output ?? resume?.deletingLastPathComponent()
+    // A folder another run is writing to is named as such first: the checks below would call its
+    // files another run's and suggest removing the folder or resuming into it.
+    if let explicit, RunFolder.isHeldByAnotherProcess(explicit) { throw RunFolder.inUse(explicit) }
     if let explicit {
         let slot = explicit.appendingPathComponent(checkpointFileName)
         if FileManager.default.fileExists(atPath: slot.path) {
@@ -131,10 +134,9 @@ func trainingFolder(output: URL?, resume: URL?, generator: String, rewrites: [St
         }
     }
     var folder = try RunFolder(explicit: explicit, generator: generator)
-    do { try folder.lockForTraining() } catch {
-        folder.discardIfUnused()
-        throw error
-    }
+    // Refused by the lock: the folder is left alone, even when this run thinks it made it (two runs
+    // started together on one new --output both see it missing; the one holding it keeps it).
+    try folder.lockForTraining()
     return folder
 }
 

@@ -362,6 +362,14 @@ final class EndToEndTests: XCTestCase {
             let record = try String(contentsOf: out.appendingPathComponent("run.json"), encoding: .utf8)
             XCTAssertFalse(record.contains("wrote checkpoint"), "printed text landed in run.json")
         }
+        // A reader that goes at once (`2>&1 | head -c1`; Ctrl-C on `| tee` ends tee first): the run
+        // still completes with its checkpoint instead of dying by SIGPIPE at its first message.
+        let piped = dir.appendingPathComponent("streams-pipe")
+        let p = try gen(["-c", "\"$0\" \"$@\" 2>&1 | head -c1 >/dev/null; sleep 0.2", binary.path] + train + [piped.path, "--steps", "40"],
+                        executable: URL(fileURLWithPath: "/bin/sh"))
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let record = try String(contentsOf: piped.appendingPathComponent("run.json"), encoding: .utf8)
+        XCTAssertTrue(record.contains("reached 40 steps"), record)
     }
 
     // MARK: Sampling options

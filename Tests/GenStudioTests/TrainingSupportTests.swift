@@ -194,6 +194,13 @@ final class RunFolderTests: XCTestCase {
             }
         }
         XCTAssertTrue(refused, "a folder held by another process was accepted")
+        // The run holding it has written records but no checkpoint yet: still "in use", not
+        // "another run's metrics.csv … remove that folder first".
+        try Data("step\n".utf8).write(to: out.appendingPathComponent("metrics.csv"))
+        XCTAssertThrowsError(try trainingFolder(output: out, resume: nil, generator: "text", rewrites: [])) { error in
+            XCTAssertTrue("\(error)".contains("is in use by another gen run"), "\(error)")
+        }
+        try FileManager.default.removeItem(at: out.appendingPathComponent("metrics.csv"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.path), "the refused run removed the folder in use")
         holder.terminate()
         holder.waitUntilExit()
@@ -206,16 +213,24 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(flockHeld(out), false, "the lock outlived its run folders")
         // The holder is gone: the folder can be used again.
         try FileManager.default.createDirectory(at: out.appendingPathComponent("samples"), withIntermediateDirectories: true)
-        let dead = ".checkpoint.safetensors.tmp-\(Int32.max - 7)-9f3a", live = ".metrics.csv.tmp-\(getpid())-1b"
-        for name in [dead, live, "samples/.step-000010.png.tmp-\(Int32.max - 7)-aa", "notes.tmp-12-ab"] {
-            try Data("x".utf8).write(to: out.appendingPathComponent(name))
+        let deadPID = Int32.max - 7
+        let dead = ".checkpoint.safetensors.tmp-\(deadPID)-9f3a", live = ".metrics.csv.tmp-\(getpid())-1b"
+        let fresh = ".run.json.tmp-\(deadPID)-7", users = ".notes.tmp-\(deadPID)-backup"
+        let old = Date(timeIntervalSinceNow: -120)
+        for (name, date) in [(dead, old), (live, old), ("samples/.step-000010.png.tmp-\(deadPID)-aa", old), (users, old),
+                             ("notes.tmp-12-ab", old), (fresh, Date())] {
+            let url = out.appendingPathComponent(name)
+            try Data("x".utf8).write(to: url)
+            try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: url.path)
         }
         _ = try trainingFolder(output: out, resume: nil, generator: "text", rewrites: [])
+        // Kept: a live writer's, one written in the last minute, and names that are not gen's.
         let left = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted()
-        XCTAssertEqual(left, [live, "notes.tmp-12-ab", "samples"].sorted())
+        XCTAssertEqual(left, [live, fresh, users, "notes.tmp-12-ab", "samples"].sorted())
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("samples").path), [])
         XCTAssertEqual(RunFolder.temporaryFileOwner(".a.png.tmp-42-ff"), 42)
-        for name in ["a.png.tmp-42-ff", ".tmp-42-ff", ".a.tmp-x-ff", ".a.tmp-42-", ".a.tmp-42", ".a.tmp--1-f"] {
+        for name in ["a.png.tmp-42-ff", ".png.tmp-42-ff", ".a.tmp-42-ff", ".a.png.tmp-x-ff", ".a.png.tmp-42-", ".a.png.tmp-42",
+                     ".a.png.tmp--1-f", ".a.png.tmp-42-backup", ".a.png.tmp-42-123456789", ".a.doc.tmp-42-ff"] {
             XCTAssertNil(RunFolder.temporaryFileOwner(name), name)
         }
     }

@@ -22,8 +22,21 @@ func writeStandardError(_ text: String) {
 func writeStandardOutput(_ text: String) throws {
     errno = 0
     if fputs(text, stdout) < 0 || fflush(stdout) != 0 || ferror(stdout) != 0 {
+        if errno == EPIPE { endByBrokenPipe() }
         throw StandardOutputError(code: errno)
     }
+}
+
+/// Ends gen as killed by SIGPIPE (what a shell reports as 141, silently), as a command whose
+/// reader went away (`gen text sample … | head -c 100`) would end without gen's own `SIG_IGN`.
+func endByBrokenPipe() -> Never {
+    signal(SIGPIPE, SIG_DFL)
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGPIPE)
+    sigprocmask(SIG_UNBLOCK, &set, nil)
+    raise(SIGPIPE)
+    _exit(141)
 }
 
 /// Standard output could not be written (e.g. `> /dev/full`, or a closed descriptor): a run
