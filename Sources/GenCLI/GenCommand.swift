@@ -28,10 +28,6 @@ public struct GenCommand: ParsableCommand {
         // Ctrl-C ends gen at once, leaving no temporary file or empty folder of its own; the
         // training commands replace this with their clean stop.
         Interrupt.installImmediate()
-        // A reader of stdout or stderr that goes away (`gen … 2>&1 | tee log`, then Ctrl-C, which
-        // ends tee first) must not kill a run before its clean stop: writes then fail with EPIPE,
-        // progress messages are dropped, and a command whose output is lost ends by SIGPIPE.
-        signal(SIGPIPE, SIG_IGN)
         // A closed standard descriptor (`gen … >&-`) would be reused by the next file gen opens,
         // and printed text would land in that file (a checkpoint, a picture). Each closed one is
         // pointed at /dev/null instead; a closed stdout is then reported as a failed write.

@@ -362,14 +362,16 @@ final class EndToEndTests: XCTestCase {
             let record = try String(contentsOf: out.appendingPathComponent("run.json"), encoding: .utf8)
             XCTAssertFalse(record.contains("wrote checkpoint"), "printed text landed in run.json")
         }
-        // A reader that goes at once (`2>&1 | head -c1`; Ctrl-C on `| tee` ends tee first): the run
-        // still completes with its checkpoint instead of dying by SIGPIPE at its first message.
+        // A reader that goes after the first step (`2>&1 | grep -q …`; Ctrl-C on `| tee` ends tee first): the
+        // run stops cleanly with its checkpoint (SIGPIPE asks for the clean stop), instead of dying
+        // at its next message or training on unseen; it then ends by SIGPIPE (141).
         let piped = dir.appendingPathComponent("streams-pipe")
-        let p = try gen(["-c", "\"$0\" \"$@\" 2>&1 | head -c1 >/dev/null; sleep 0.2", binary.path] + train + [piped.path, "--steps", "40"],
-                        executable: URL(fileURLWithPath: "/bin/sh"))
+        let p = try gen(["-c", "\"$0\" \"$@\" 2>&1 | grep -q '^step 1/'", binary.path]
+                        + train + [piped.path, "--steps", "1000000"], executable: URL(fileURLWithPath: "/bin/sh"))
         XCTAssertEqual(p.status, 0, p.stderr)
         let record = try String(contentsOf: piped.appendingPathComponent("run.json"), encoding: .utf8)
-        XCTAssertTrue(record.contains("reached 40 steps"), record)
+        XCTAssertTrue(record.contains("\"interrupted\""), record)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: piped.appendingPathComponent("checkpoint.safetensors").path))
     }
 
     // MARK: Sampling options

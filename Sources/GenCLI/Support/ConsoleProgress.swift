@@ -76,7 +76,7 @@ final class ConsoleProgress: ProgressReporter {
 enum Interrupt {
     nonisolated(unsafe) static var requested = false
     nonisolated(unsafe) static var installed = false
-    /// The signal that asked for the stop (SIGINT or SIGTERM).
+    /// The signal that asked for the stop (SIGINT, SIGTERM, or SIGPIPE for a training run).
     nonisolated(unsafe) static var signalNumber: Int32 = SIGINT
 
     /// "gen: interrupted\n", allocated before any handler can run (the handler must not allocate).
@@ -114,6 +114,10 @@ enum Interrupt {
     }
 
     /// The training handler: the first signal asks for a clean stop, the second ends gen at once.
+    /// SIGPIPE (the reader of stdout or stderr went: `gen … 2>&1 | head`, or `| tee` ended by the
+    /// same Ctrl-C) asks for the clean stop too, and is never the second signal: every later write
+    /// raises it again, and the run must still write its checkpoint (those writes then fail with
+    /// EPIPE and are dropped). The run then ends by the first signal (141 for SIGPIPE alone).
     static func install() {
         guard !installed else { return }
         installed = true
@@ -123,6 +127,9 @@ enum Interrupt {
             Interrupt.signalNumber = sig
             Interrupt.requested = true
         }
+        signal(SIGPIPE, { sig in
+            if !Interrupt.requested { Interrupt.signalNumber = sig; Interrupt.requested = true }
+        })
     }
 
     /// The handler of commands that have no clean stop: the first signal ends gen at once.

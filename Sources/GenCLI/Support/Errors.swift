@@ -14,14 +14,16 @@ func printError(_ message: String) {
 
 /// Writes `text` to standard error as it is (unbuffered); failures are ignored, as in ``printError(_:)``.
 func writeStandardError(_ text: String) {
-    fputs(text, stderr)
+    let bytes = Array(text.utf8)     // fwrite, not fputs: a NUL in the text is written, not an end
+    _ = fwrite(bytes, 1, bytes.count, stderr)
 }
 
 /// Writes `text` to standard output (line-buffered, see `GenCommand.main`).
 /// - Throws: ``StandardOutputError`` when the write fails (a full disk, a closed descriptor).
 func writeStandardOutput(_ text: String) throws {
     errno = 0
-    if fputs(text, stdout) < 0 || fflush(stdout) != 0 || ferror(stdout) != 0 {
+    let bytes = Array(text.utf8)     // fwrite, not fputs: generated text may hold NUL characters
+    if fwrite(bytes, 1, bytes.count, stdout) < bytes.count || fflush(stdout) != 0 || ferror(stdout) != 0 {
         if errno == EPIPE { endByBrokenPipe() }
         throw StandardOutputError(code: errno)
     }
