@@ -95,7 +95,13 @@ enum Interrupt {
         PendingTemporaryFile.removeOnAbort()    // no half-written .tmp file left behind
         PendingCreatedFolder.removeOnAbort()    // nor an empty run folder
         if announce { _ = write(2, abortMessage, 17) }
-        // Default action, then unblock it (a handler runs with its own signal blocked) and raise.
+        die(by: signal)
+    }
+
+    /// Ends the process as killed by `signal`: its default action, unblocked (a handler runs with
+    /// its own signal blocked), then raised; `_exit(128 + signal)` should it return.
+    /// Async-signal-safe.
+    static func die(by signal: Int32) -> Never {
         Glibc.signal(signal, SIG_DFL)
         var set = sigset_t()
         sigemptyset(&set)
@@ -108,9 +114,7 @@ enum Interrupt {
     /// After a clean stop: ends the process as killed by the signal that asked for it.
     static func endAsSignalled() -> Never {
         fflush(stdout)
-        signal(signalNumber, SIG_DFL)
-        raise(signalNumber)
-        exit(128 + signalNumber)
+        die(by: signalNumber)
     }
 
     /// The training handler: the first signal asks for a clean stop, the second ends gen at once.

@@ -29,17 +29,10 @@ func writeStandardOutput(_ text: String) throws {
     }
 }
 
-/// Ends gen as killed by SIGPIPE (what a shell reports as 141, silently), as a command whose
-/// reader went away (`gen text sample … | head -c 100`) would end without gen's own `SIG_IGN`.
-func endByBrokenPipe() -> Never {
-    signal(SIGPIPE, SIG_DFL)
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigaddset(&set, SIGPIPE)
-    sigprocmask(SIG_UNBLOCK, &set, nil)
-    raise(SIGPIPE)
-    _exit(141)
-}
+/// Ends gen as killed by SIGPIPE (what a shell reports as 141, silently): a write that failed
+/// with EPIPE means SIGPIPE did not end gen (it inherited SIGPIPE ignored), and its output's
+/// reader (`gen text sample … | head -c 100`) is gone.
+func endByBrokenPipe() -> Never { Interrupt.die(by: SIGPIPE) }
 
 /// Standard output could not be written (e.g. `> /dev/full`, or a closed descriptor): a run
 /// failure (exit code 1), since what the command printed is lost.
