@@ -165,28 +165,51 @@ public struct RunFolder {
     /// Within one process the lock is shared: a trainer made while another of this process holds
     /// the folder (a test that resumes a run it keeps) gets the same lock instead of a refusal.
     public mutating func lockForTraining() throws {
+        switch RunFolder.attemptLock(url) {
+        case .unavailable:
+            return     // unreadable, or a file system without flock: run unlocked (the writes report problems)
+        case .busy:
+            throw RunFolder.inUse(url)
+        case .heldHere(let held):
+            lock = held
+        case .locked(let fd):
+            // The folder locked must still be the one at the path (not removed or replaced meanwhile).
+            var held = stat(), now = stat()
+            guard fstat(fd, &held) == 0, stat(url.path, &now) == 0, held.st_dev == now.st_dev, held.st_ino == now.st_ino else {
+                close(fd)
+                throw StudioError.cannotCreateFolder(path: url.path, reason: "the folder was removed or replaced while this run started")
+            }
+            lock = FolderLock(descriptor: fd)
+        }
+        removeStaleTemporaries()
+    }
+
+    /// What trying the training lock of the folder at `url` found.
+    private enum LockAttempt {
+        /// The folder cannot be opened, or its file system has no `flock`.
+        case unavailable
+        /// Another process holds it.
+        case busy
+        /// This process holds it already: that lock.
+        case heldHere(FolderLock)
+        /// Locked now, through this open descriptor (closing it releases the lock).
+        case locked(Int32)
+    }
+
+    /// Tries the folder's exclusive `flock` without waiting.
+    private static func attemptLock(_ url: URL) -> LockAttempt {
         let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }     // unreadable: the writes that follow report the problem
+        guard fd >= 0 else { return .unavailable }
         if let held = FolderLock.held(sameFolderAs: fd) {
             close(fd)
-            lock = held
-            removeStaleTemporaries()
-            return
+            return .heldHere(held)
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let busy = errno == EWOULDBLOCK
             close(fd)
-            if busy { throw RunFolder.inUse(url) }
-            return     // a file system without flock: run unlocked, as before
+            return busy ? .busy : .unavailable
         }
-        // The folder locked must still be the one at the path (not removed or replaced meanwhile).
-        var held = stat(), now = stat()
-        guard fstat(fd, &held) == 0, stat(url.path, &now) == 0, held.st_dev == now.st_dev, held.st_ino == now.st_ino else {
-            close(fd)
-            throw StudioError.cannotCreateFolder(path: url.path, reason: "the folder was removed or replaced while this run started")
-        }
-        lock = FolderLock(descriptor: fd)
-        removeStaleTemporaries()
+        return .locked(fd)
     }
 
     /// The refusal of a folder another gen run holds.
@@ -198,12 +221,11 @@ public struct RunFolder {
     /// Whether another process holds the training lock of the folder at `url` (false when it does
     /// not exist, cannot be opened, or this process holds it).
     static func isHeldByAnotherProcess(_ url: URL) -> Bool {
-        let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        if FolderLock.held(sameFolderAs: fd) != nil { return false }
-        if flock(fd, LOCK_EX | LOCK_NB) == 0 { flock(fd, LOCK_UN); return false }
-        return errno == EWOULDBLOCK
+        switch attemptLock(url) {
+        case .busy: return true
+        case .locked(let fd): close(fd); return false     // closing releases the probe's lock
+        case .unavailable, .heldHere: return false
+        }
     }
 
     /// Removes gen's temporaries left by a writer that died (a `kill -9` or a power cut during a
