@@ -121,6 +121,16 @@ struct VAESample: ParsableCommand {
 
     init() {}
 
+    /// Prior samples to draw (`--grid N`: N², else `--count`, else 64 when no other picture is
+    /// asked for), or nil when none are asked for.
+    var priorSamples: Int? {
+        count != nil || grid != nil || (interpolate.isEmpty && !manifold) ? grid.map { $0 * $0 } ?? count ?? 64 : nil
+    }
+    /// Images along the interpolation.
+    var interpolationSteps: Int { steps ?? 10 }
+    /// Side of the manifold grid.
+    var manifoldSide: Int { manifoldSize ?? 15 }
+
     func validate() throws {
         if let c = count, c < 1 || c > 4096 { throw ValidationError("--count must be in 1...4096 (got \(c))") }
         if let g = grid, g < 1 || g > 64 { throw ValidationError("--grid must be in 1...64 (got \(g))") }
@@ -144,8 +154,7 @@ struct VAESample: ParsableCommand {
             let mc = model.config
             // Every picture's images and its grid are held as floats: refuse a request that cannot
             // fit (a 100×100 manifold at 1024 px needs about 95 GB) before decoding for minutes.
-            let images = (count != nil || grid != nil || (interpolate.isEmpty && !manifold) ? grid.map { $0 * $0 } ?? count ?? 64 : 0)
-                + (manifold ? (manifoldSize ?? 15) * (manifoldSize ?? 15) : 0) + (interpolate.isEmpty ? 0 : steps ?? 10)
+            let images = (priorSamples ?? 0) + (manifold ? manifoldSide * manifoldSide : 0) + (interpolate.isEmpty ? 0 : interpolationSteps)
             let bytes = Double(images) * Double(mc.imageSize * mc.imageSize * mc.channels) * 4 * 2.5
             if bytes > 16 * 1_073_741_824 {
                 throw StudioError.invalidOption(String(format: "%d images of %dx%d need about %.0f GB of memory; ask for fewer (--count, --grid, --manifold-size, --steps)",
@@ -157,11 +166,9 @@ struct VAESample: ParsableCommand {
                 let im = try Image(contentsOf: path, options: ImageDecodeOptions(channels: mc.channels, maxPixels: maxPixels))
                 ends.append(try im.resizedToFill(width: mc.imageSize, height: mc.imageSize))
             }
-            let wantSamples = count != nil || grid != nil || (interpolate.isEmpty && !manifold)
             var pictures: [(Image, String)] = []
             var rng = RandomGenerator(seed: common.seed)
-            if wantSamples {
-                let n = grid.map { $0 * $0 } ?? count ?? 64
+            if let n = priorSamples {
                 let cols = grid ?? Int(Double(n).squareRoot().rounded(.up))
                 pictures.append((try model.priorSampleGrid(count: n, columns: cols, using: &rng), "samples.png"))
             }
@@ -170,7 +177,7 @@ struct VAESample: ParsableCommand {
                 let d = mc.latentDim
                 let a = Array(means[0..<d]), b = Array(means[d..<2 * d])
                 var codes: [Float] = []
-                let steps = self.steps ?? 10
+                let steps = interpolationSteps
                 for i in 0..<steps { codes += VAEPictures.slerp(a, b, Float(i) / Float(steps - 1)) }
                 let images = model.decodeImages(Tensor(shape: [steps, d], scalars: codes))
                 if frames {
@@ -180,7 +187,7 @@ struct VAESample: ParsableCommand {
                 }
             }
             if manifold {
-                pictures.append((try model.manifold(n: manifoldSize ?? 15), "manifold.png"))
+                pictures.append((try model.manifold(n: manifoldSide), "manifold.png"))
             }
             for (im, name) in pictures where !VAEPictures.isFinite(im) {
                 throw StudioError.incompatibleCheckpoint(path: checkpoint, reason: "decoding gives non-finite values (\(name))")

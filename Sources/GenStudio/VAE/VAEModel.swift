@@ -30,13 +30,16 @@ public struct VAEModelConfig: Codable, Equatable {
     /// Side of the encoder's last feature map (`S / 4`).
     public var featureSize: Int { imageSize / 4 }
 
+    /// Memory a training step keeps per input image, in bytes: about 300 floats of activations,
+    /// gradients and im2col scratch per pixel (both convolution stacks), an upper bound for a
+    /// forward pass too.
+    public var bytesPerImage: Double { Double(imageSize * imageSize) * 300 * 4 }
+
     /// Images per forward pass outside training (decoding pictures, evaluation, latent means), at
-    /// most `limit`: as many as keep one pass near 512 MB of activations and scratch (about 1.2 kB
-    /// per pixel, the training estimate's 300 floats), so that a 15×15 manifold at
-    /// `--image-size 1024` is decoded an image at a time instead of in one 30 GB pass.
+    /// most `limit`: as many as keep one pass near 512 MB (``bytesPerImage`` each), so that a 15×15
+    /// manifold at `--image-size 1024` is decoded an image at a time instead of in one 30 GB pass.
     public func inferenceChunk(limit: Int) -> Int {
-        let perImage = Double(imageSize * imageSize) * 300 * 4
-        return max(1, min(limit, Int(512 * 1_048_576 / perImage)))
+        max(1, min(limit, Int(512 * 1_048_576 / bytesPerImage)))
     }
 
     /// Checks ranges; messages name the command-line options.

@@ -77,9 +77,8 @@ public struct VAETrainingConfig: Codable, Equatable {
         if !(beta >= 0 && beta.isFinite) { throw bad("--beta must be a finite number ≥ 0 (got \(beta))") }
         if batchSize < 1 { throw bad("--batch-size must be at least 1 (got \(batchSize))") }
         if let m = maxPixels, m < 1 { throw bad("--max-pixels must be at least 1 (got \(m))") }
-        // Training keeps about 300 floats of activations and gradients per input pixel (both conv
-        // stacks, im2col scratch): refuse a batch that cannot fit rather than being killed for memory.
-        let estimate = Double(batchSize) * Double(imageSize * imageSize) * 300 * 4
+        // Refuse a batch that cannot fit rather than being killed for memory.
+        let estimate = Double(batchSize) * modelConfig.bytesPerImage
         if estimate > 16 * 1_073_741_824 {
             throw bad(String(format: "--batch-size %d at --image-size %d needs about %.0f GB of memory for training; reduce them",
                              batchSize, imageSize, estimate / 1e9))
